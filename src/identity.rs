@@ -1,0 +1,270 @@
+//! Client identification: the five ASE identifiers plus username / client id, taken from request
+//! headers for the matched API. No host calls.
+
+use serde::Serialize;
+
+use crate::config::{Api, ApiKeyLocation, Ase, JwtConfig, JwtLocation};
+use crate::jwt::{self, AccessToken, ClaimRule, Claims, JwtError};
+use crate::parse;
+use crate::request::RequestView;
+
+/// The five identifier types that deny and allow lists hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IdType {
+    Ip,
+    Token,
+    ApiKey,
+    Cookie,
+    Username,
+}
+
+impl IdType {
+    /// All types, in the order reasons are checked.
+    pub const ALL: [IdType; 5] = [
+        IdType::Ip,
+        IdType::Token,
+        IdType::ApiKey,
+        IdType::Cookie,
+        IdType::Username,
+    ];
+
+    /// Name used in configuration, records and the admin API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdType::Ip => "ip",
+            IdType::Token => "token",
+            IdType::ApiKey => "api_key",
+            IdType::Cookie => "cookie",
+            IdType::Username => "username",
+        }
+    }
+
+    /// Inverse of [`IdType::as_str`].
+    pub fn parse(s: &str) -> Option<IdType> {
+        IdType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// The identifiers found in one request. `None` means absent (serialized as a missing field).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Client {
+    /// Client IP, canonical text without port (peer, or X-Forwarded-For when enabled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// OAuth2 access token (`Authorization: Bearer`, else the `access_token` query parameter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// API key from the configured query parameter or header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// Value of the API's session cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
+    /// Username from the JWT or the username header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Client id from the JWT.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+impl Client {
+    /// The identifier of one list type, for deny / allow list lookups.
+    pub fn get(&self, t: IdType) -> Option<&str> {
+        match t {
+            IdType::Ip => self.ip.as_deref(),
+            IdType::Token => self.token.as_deref(),
+            IdType::ApiKey => self.api_key.as_deref(),
+            IdType::Cookie => self.cookie.as_deref(),
+            IdType::Username => self.username.as_deref(),
+        }
+    }
+}
+
+/// What happened to the JWT at the API's configured location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JwtStatus {
+    /// The payload decoded (claim problems, if any, are in [`JwtOutcome::error`]).
+    Ok,
+    /// No token at the location.
+    Absent,
+    /// The token could not be decoded.
+    Invalid,
+    /// The token is longer than [`jwt::MAX_TOKEN_BYTES`] and was not decoded.
+    TooLarge,
+}
+
+/// The JWT status and, when something went wrong, why.
+///
+/// `status` describes the token; `error` is set for `invalid` / `too_large` and also, with status
+/// `ok`, when a configured claim could not be read (messages joined with `"; "`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JwtOutcome {
+    pub status: JwtStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Everything identification learned about one request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Identity {
+    pub client: Client,
+    /// `None` when the API has no `jwt` configuration (or no API matched).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtOutcome>,
+    /// The parsed access token (PingAuthorize shape), when a token was found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<AccessToken>,
+    /// Where the username / client id came from: `jwt:<location>` or `header:<name>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_provider: Option<String>,
+}
+
+/// Identify the client of `req` for the matched `api` (ASE's five identifiers plus client id).
+///
+/// The IP is found even when no API matched; everything else needs the API's configuration.
+/// Repeated headers, query parameters and cookies: the FIRST occurrence wins (for
+/// `Authorization`, the first value with the wanted scheme). Empty values count as absent.
+/// `now_unix_s` decides [`AccessToken::active`]. Never fails and never blocks: problems are
+/// reported in [`Identity::jwt`].
+pub fn identify(req: &RequestView, api: Option<&Api>, ase: &Ase, now_unix_s: i64) -> Identity {
+    let mut id = Identity {
+        client: Client {
+            ip: client_ip(req, ase),
+            ..Client::default()
+        },
+        ..Identity::default()
+    };
+    let Some(api) = api else {
+        return id;
+    };
+    let c = &mut id.client;
+    if api.oauth2_access_token {
+        c.token = bearer_token(req)
+            .map(str::to_string)
+            .or_else(|| parse::query_param(&req.path, "access_token"))
+            .filter(|t| !t.is_empty());
+    }
+    c.api_key = match &api.apikey {
+        Some(ApiKeyLocation::Query(name)) => parse::query_param(&req.path, name),
+        Some(ApiKeyLocation::Header(name)) => req.header(name).map(|v| v.trim().to_string()),
+        None => None,
+    }
+    .filter(|v| !v.is_empty());
+    c.cookie = api
+        .cookie
+        .as_deref()
+        .and_then(|name| parse::cookie_value(req, name))
+        .filter(|v| !v.is_empty());
+
+    let mut from_jwt = (false, false);
+    if let Some(cfg) = &api.jwt {
+        let (outcome, decoded) = read_jwt(req, cfg);
+        if let Some((token, claims, username, client_id)) = decoded {
+            from_jwt = (username.is_some(), client_id.is_some());
+            id.access_token = Some(AccessToken::from_claims(
+                &token,
+                &claims,
+                username.clone(),
+                now_unix_s,
+            ));
+            id.client.username = username;
+            id.client.client_id = client_id;
+        }
+        id.jwt = Some(outcome);
+        if from_jwt.0 || from_jwt.1 {
+            id.identity_provider = Some(format!("jwt:{}", cfg.location.canonical()));
+        }
+    }
+    if id.client.username.is_none() {
+        if let Some(name) = &api.username_header {
+            let value = req.header(name).map(str::trim).filter(|v| !v.is_empty());
+            if let Some(v) = value {
+                id.client.username = Some(v.to_string());
+                id.identity_provider = Some(format!("header:{name}"));
+            }
+        }
+    }
+    if id.access_token.is_none() {
+        id.access_token = id
+            .client
+            .token
+            .as_deref()
+            .map(|t| match jwt::decode_payload(t) {
+                Ok(claims) => AccessToken::from_claims(t, &claims, None, now_unix_s),
+                Err(_) => AccessToken::opaque(t),
+            });
+    }
+    id
+}
+
+/// The client IP: the peer, or with `enable_xff` the X-Forwarded-For address chosen by
+/// [`parse::xff_client`] (falling back to the peer when XFF has no usable entry there).
+fn client_ip(req: &RequestView, ase: &Ase) -> Option<String> {
+    let peer = || req.peer.as_deref().and_then(parse::ip_text);
+    if !ase.enable_xff || req.header("x-forwarded-for").is_none() {
+        return peer();
+    }
+    let entries = parse::xff_entries(req.header_all("x-forwarded-for"));
+    parse::xff_client(&entries, ase.xff_num_trusted_hops).or_else(peer)
+}
+
+/// The credential of the first `Authorization` header that uses the Bearer scheme.
+fn bearer_token(req: &RequestView) -> Option<&str> {
+    req.header_all("authorization").find_map(parse::bearer)
+}
+
+/// The raw token at a JWT location; `None` when absent or empty.
+///
+/// A custom header (`h:<name>`) is trimmed and an optional `Bearer ` scheme prefix is removed,
+/// so `h:authorization` and `h:x-jwt: Bearer eyJ…` both work.
+fn locate_jwt(req: &RequestView, location: &JwtLocation) -> Option<String> {
+    let token = match location {
+        JwtLocation::Query(key) => parse::query_param(&req.path, key),
+        JwtLocation::Header(name) => req.header(name).map(|v| parse::strip_bearer(v).to_string()),
+        JwtLocation::Bearer => bearer_token(req).map(str::to_string),
+        JwtLocation::Mac => req.header_all("authorization").find_map(parse::mac_id),
+        JwtLocation::Cookie(name) => parse::cookie_value(req, name),
+    };
+    token.filter(|t| !t.is_empty())
+}
+
+/// A decoded token with the configured username and client id values.
+type Decoded = (String, Claims, Option<String>, Option<String>);
+
+/// Find, decode and read the configured claims of the API's JWT.
+fn read_jwt(req: &RequestView, cfg: &JwtConfig) -> (JwtOutcome, Option<Decoded>) {
+    let Some(token) = locate_jwt(req, &cfg.location) else {
+        return (outcome(JwtStatus::Absent, None), None);
+    };
+    let claims = match jwt::decode_payload(&token) {
+        Ok(claims) => claims,
+        Err(e) => {
+            let status = match e {
+                JwtError::TooLarge => JwtStatus::TooLarge,
+                JwtError::Invalid(_) => JwtStatus::Invalid,
+            };
+            return (outcome(status, Some(e.to_string())), None);
+        }
+    };
+    let mut errors = Vec::new();
+    let mut read = |claim: Option<&String>, rule| {
+        let r = jwt::claim_text(&claims, claim?, rule);
+        r.map_err(|e| errors.push(e.to_string())).ok()
+    };
+    let username = read(cfg.username.as_ref(), ClaimRule::Username);
+    let client_id = read(cfg.clientid.as_ref(), ClaimRule::Scalar);
+    let error = (!errors.is_empty()).then(|| errors.join("; "));
+    (
+        outcome(JwtStatus::Ok, error),
+        Some((token, claims, username, client_id)),
+    )
+}
+
+fn outcome(status: JwtStatus, error: Option<String>) -> JwtOutcome {
+    JwtOutcome { status, error }
+}
+
+#[cfg(test)]
+mod tests;
