@@ -101,7 +101,9 @@ pub enum JwtStatus {
 /// `ok`, when a configured claim could not be read (messages joined with `"; "`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JwtOutcome {
+    /// What happened to the token.
     pub status: JwtStatus,
+    /// Why decoding failed, or which configured claims could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -109,6 +111,7 @@ pub struct JwtOutcome {
 /// Everything identification learned about one request.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Identity {
+    /// The identifiers, for lists and records.
     pub client: Client,
     /// `None` when the API has no `jwt` configuration (or no API matched).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -116,7 +119,9 @@ pub struct Identity {
     /// The parsed access token (PingAuthorize shape), when a token was found.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_token: Option<AccessToken>,
-    /// Where the username / client id came from: `jwt:<location>` or `header:<name>`.
+    /// Where the username / client id came from: `jwt:<canonical location>` when the JWT gave
+    /// either, replaced by `header:<name>` when the username came from `username_header` (used
+    /// only when the JWT gave no username).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity_provider: Option<String>,
 }
@@ -158,23 +163,19 @@ pub fn identify(req: &RequestView, api: Option<&Api>, ase: &Ase, now_unix_s: i64
         .and_then(|name| parse::cookie_value(req, name))
         .filter(|v| !v.is_empty());
 
-    let mut from_jwt = (false, false);
     if let Some(cfg) = &api.jwt {
         let (outcome, decoded) = read_jwt(req, cfg);
-        if let Some((token, claims, username, client_id)) = decoded {
-            from_jwt = (username.is_some(), client_id.is_some());
-            id.access_token = Some(AccessToken::from_claims(
-                &token,
-                &claims,
-                username.clone(),
-                now_unix_s,
-            ));
-            id.client.username = username;
-            id.client.client_id = client_id;
-        }
         id.jwt = Some(outcome);
-        if from_jwt.0 || from_jwt.1 {
-            id.identity_provider = Some(format!("jwt:{}", cfg.location.canonical()));
+        if let Some(d) = decoded {
+            if d.username.is_some() || d.client_id.is_some() {
+                id.identity_provider = Some(format!("jwt:{}", cfg.location.canonical()));
+            }
+            let username = d.username.clone();
+            id.access_token = Some(AccessToken::from_claims(
+                &d.token, &d.claims, username, now_unix_s,
+            ));
+            id.client.username = d.username;
+            id.client.client_id = d.client_id;
         }
     }
     if id.client.username.is_none() {
@@ -230,8 +231,13 @@ fn locate_jwt(req: &RequestView, location: &JwtLocation) -> Option<String> {
     token.filter(|t| !t.is_empty())
 }
 
-/// A decoded token with the configured username and client id values.
-type Decoded = (String, Claims, Option<String>, Option<String>);
+/// A decoded token with the values of the configured username and client id claims.
+struct Decoded {
+    token: String,
+    claims: Claims,
+    username: Option<String>,
+    client_id: Option<String>,
+}
 
 /// Find, decode and read the configured claims of the API's JWT.
 fn read_jwt(req: &RequestView, cfg: &JwtConfig) -> (JwtOutcome, Option<Decoded>) {
@@ -256,10 +262,13 @@ fn read_jwt(req: &RequestView, cfg: &JwtConfig) -> (JwtOutcome, Option<Decoded>)
     let username = read(cfg.username.as_ref(), ClaimRule::Username);
     let client_id = read(cfg.clientid.as_ref(), ClaimRule::Scalar);
     let error = (!errors.is_empty()).then(|| errors.join("; "));
-    (
-        outcome(JwtStatus::Ok, error),
-        Some((token, claims, username, client_id)),
-    )
+    let decoded = Decoded {
+        token,
+        claims,
+        username,
+        client_id,
+    };
+    (outcome(JwtStatus::Ok, error), Some(decoded))
 }
 
 fn outcome(status: JwtStatus, error: Option<String>) -> JwtOutcome {

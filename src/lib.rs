@@ -4,14 +4,18 @@
 //! API matching, identification, JWT decoding, decisions and record building take plain data and
 //! return plain data, so `cargo test` runs them natively and `wasm-bindgen-test` runs them in a VM.
 
+pub mod admin;
 pub mod config;
+pub mod decision;
 pub mod error;
 pub mod identity;
 pub mod jwt;
+pub mod lists;
 pub mod parse;
 pub mod record;
 pub mod request;
 pub mod router;
+pub mod services;
 
 #[cfg(target_os = "wasi")]
 mod filter;

@@ -504,7 +504,9 @@ fn idle_timeout_ok(value: &str) -> bool {
     let split = value
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(value.len());
-    let (digits, unit) = value.split_at(split);
+    let Some((digits, unit)) = value.split_at_checked(split) else {
+        return false;
+    };
     !digits.is_empty() && digits.parse::<u64>().is_ok() && IDLE_UNITS.contains(&unit)
 }
 

@@ -330,7 +330,7 @@ fn jwt_failures() {
         (Some("a.b.c.d.e"), outcome(JwtStatus::Invalid, Some("expected 3 parts, found 5"))),
         (Some("a.%%%.c"), outcome(JwtStatus::Invalid, Some("payload is not valid base64url"))),
         (Some("a.WzFd.c"), outcome(JwtStatus::Invalid, Some("payload is not a JSON object"))),
-        (Some(&big), outcome(JwtStatus::TooLarge, Some("token is longer than 16384 bytes"), )),
+        (Some(&big), outcome(JwtStatus::TooLarge, Some("token is longer than 16384 bytes"))),
     ];
     for (value, want) in rows {
         let headers: Vec<(&str, &str)> = value.iter().map(|v| ("x-jwt", *v)).collect();

@@ -312,3 +312,27 @@ fn bench_match_1000_apis() {
         elapsed.as_nanos() as f64 / n as f64
     );
 }
+
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+#[ignore]
+fn bench_normalize_path() {
+    use std::time::Instant;
+    let paths: Vec<String> = (0..1000)
+        .map(|i| format!("/svc{}/v{}/items/{i}/detail?x=1", i / 10, i % 10))
+        .collect();
+    let rounds = 200;
+    let start = Instant::now();
+    let mut bytes = 0usize;
+    for _ in 0..rounds {
+        for p in &paths {
+            bytes += normalize_path(p).len();
+        }
+    }
+    let n = rounds * paths.len();
+    assert!(bytes > 0);
+    println!(
+        "normalize_path: {:.0} ns per path",
+        start.elapsed().as_nanos() as f64 / n as f64
+    );
+}

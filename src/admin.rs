@@ -1,0 +1,198 @@
+//! The admin API for deny and allow lists (`GET`/`POST`/`DELETE <admin.path>/{deny_list,allow_list}`):
+//! authentication, request parsing and the JSON replies. Pure: list storage goes through
+//! [`Store`]; the adapter only carries the request in and the reply out.
+
+use serde_json::{json, Value};
+
+use crate::identity::IdType;
+use crate::lists::{self, ConfigLists, Entry, ListKind, Source, Store, UpdateError};
+use crate::services::AdminSettings;
+
+/// Header carrying the admin key.
+pub const KEY_HEADER: &str = "x-api-warden-admin-key";
+/// Largest admin request body accepted.
+pub const MAX_BODY: usize = 1 << 20;
+/// Default number of entries listed per type and source in a GET.
+pub const DEFAULT_LIMIT: usize = 10_000;
+
+/// The reply to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u32,
+    pub body: String,
+}
+
+fn reply(status: u32, v: Value) -> Reply {
+    Reply {
+        status,
+        body: v.to_string(),
+    }
+}
+
+fn error(status: u32, msg: impl Into<String>) -> Reply {
+    reply(status, json!({ "error": msg.into() }))
+}
+
+/// Does this normalized path belong to the admin API?
+pub fn is_admin_path(settings: &AdminSettings, normalized_path: &str) -> bool {
+    normalized_path == settings.path
+        || normalized_path
+            .strip_prefix(settings.path.as_str())
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Compare two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// One admin request.
+pub struct AdminRequest<'a> {
+    pub method: &'a str,
+    /// Normalized path (no query).
+    pub path: &'a str,
+    /// Raw `:path` (for the query string).
+    pub raw_path: &'a str,
+    /// Value of `x-api-warden-admin-key`, if sent.
+    pub key: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// Handle one admin request at time `now` (Unix seconds).
+pub fn handle(
+    settings: &AdminSettings,
+    req: &AdminRequest<'_>,
+    store: &impl Store,
+    config: &ConfigLists,
+    now: u64,
+) -> Reply {
+    match req.key {
+        Some(k) if constant_time_eq(k.as_bytes(), settings.key.as_bytes()) => {}
+        Some(_) => return error(401, format!("wrong {KEY_HEADER}")),
+        None => return error(401, format!("missing {KEY_HEADER}")),
+    }
+    let sub = req.path.get(settings.path.len()..).unwrap_or("");
+    let list = match sub {
+        "/deny_list" => ListKind::Deny,
+        "/allow_list" => ListKind::Allow,
+        _ => return error(404, "unknown admin resource; use /deny_list or /allow_list"),
+    };
+    match req.method {
+        "GET" => list_entries(list, req.raw_path, store, config, now),
+        "POST" | "PUT" => match parse_body(req.body) {
+            Ok((t, value, ttl)) => {
+                let expires_at = if ttl == 0 { 0 } else { now.saturating_add(ttl) };
+                let e = Entry {
+                    value,
+                    source: Source::Admin,
+                    expires_at,
+                };
+                let value = e.value.clone();
+                match lists::add(store, list, t, e, now) {
+                    Ok(added) => reply(
+                        200,
+                        json!({"list": list.as_str(), "type": t.as_str(), "value": value,
+                               "added": added, "expires_at": (expires_at > 0).then_some(expires_at)}),
+                    ),
+                    Err(e) => update_error(e),
+                }
+            }
+            Err(m) => error(400, m),
+        },
+        "DELETE" => match parse_body(req.body) {
+            Ok((t, value, _)) => match lists::remove(store, list, t, &value) {
+                Ok(()) => reply(
+                    200,
+                    json!({"list": list.as_str(), "type": t.as_str(), "value": value, "removed": true}),
+                ),
+                Err(UpdateError::NotFound) if config.contains(list, t, &value) => error(
+                    409,
+                    "this entry comes from the plugin configuration; change the configuration to remove it",
+                ),
+                Err(e) => update_error(e),
+            },
+            Err(m) => error(400, m),
+        },
+        _ => error(405, "use GET, POST or DELETE"),
+    }
+}
+
+fn update_error(e: UpdateError) -> Reply {
+    match e {
+        UpdateError::BadValue(m) => error(400, m),
+        UpdateError::NotFound => error(404, "no such entry"),
+        UpdateError::Contention => error(503, e.to_string()),
+    }
+}
+
+fn parse_body(body: &[u8]) -> Result<(IdType, String, u64), String> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    let t = v
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or("\"type\" is required: one of ip, token, api_key, cookie, username")?;
+    let t = IdType::parse(t).ok_or_else(|| {
+        format!("unknown type {t:?}: use one of ip, token, api_key, cookie, username")
+    })?;
+    let value = v
+        .get("value")
+        .and_then(Value::as_str)
+        .ok_or("\"value\" is required and must be a string")?;
+    let value = lists::check_value(t, value).map_err(|e| e.to_string())?;
+    let ttl = match v.get("ttl_s") {
+        None | Some(Value::Null) => 0,
+        Some(x) => x.as_u64().ok_or("\"ttl_s\" must be a non-negative integer")?,
+    };
+    Ok((t, value, ttl))
+}
+
+fn list_entries(
+    list: ListKind,
+    raw_path: &str,
+    store: &impl Store,
+    config: &ConfigLists,
+    now: u64,
+) -> Reply {
+    let params = crate::parse::query_params(raw_path);
+    let param = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    let only = match param("type") {
+        Some(t) => match IdType::parse(t) {
+            Some(t) => Some(t),
+            None => return error(400, format!("unknown type {t:?}")),
+        },
+        None => None,
+    };
+    let limit = param("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(DEFAULT_LIMIT);
+    let mut out = serde_json::Map::new();
+    for t in IdType::ALL {
+        if only.is_some_and(|o| o != t) {
+            continue;
+        }
+        let mut items: Vec<Value> = config
+            .values(list, t)
+            .take(limit)
+            .map(|v| json!({"value": v, "source": "config", "expires_at": null}))
+            .collect();
+        let dynamic = lists::dyn_entries(store, list, t, now);
+        let feed = if list == ListKind::Deny {
+            lists::feed_entries(store, t, limit)
+        } else {
+            Vec::new()
+        };
+        items.extend(dynamic.iter().chain(feed.iter()).take(limit).map(|e| {
+            json!({"value": e.value, "source": e.source.as_str(),
+                   "expires_at": (e.expires_at > 0).then_some(e.expires_at)})
+        }));
+        out.insert(t.as_str().to_string(), Value::Array(items));
+    }
+    reply(200, Value::Object(out))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,708 @@
+//! Deny and allow lists held in proxy-wasm shared data: the key layout, the bucket encoding, lookups,
+//! CAS-safe updates and the atomic replacement of the attack-list feed. Talks to shared data only
+//! through the [`Store`] trait, so it is pure and tested natively against an in-memory store.
+//!
+//! Layout (one process-wide map per `vm_id`; there is no delete, an empty value means absent):
+//! - `aw:meta` — a small binary header: the feed generation, bucket counts and entry counts per
+//!   (list, family, type). Read once per request so empty families are never looked up.
+//! - `aw:{d|a}:<type>:<bucket>` — *dynamic* deny / allow entries (admin API and detected attacks),
+//!   [`DYN_BUCKETS`] buckets per type, updated one bucket at a time with CAS.
+//! - `aw:f<slot>:<type>:<bucket>` — the attack-list feed (deny only). A poll writes the whole new
+//!   set into the inactive slot, then flips the generation in `aw:meta` with CAS: requests see the
+//!   old set or the new one, never a mix. The old slot is then cleared.
+//!
+//! A bucket is a concatenation of entries `[fp u32][expires u32][source u8][len u16][value]`
+//! (little-endian; `expires` in Unix seconds, 0 = never). Lookups copy one bucket (a few hundred
+//! bytes at 1,000,000 entries per type) and compare values exactly, so a hash collision can never
+//! block the wrong client. Configuration entries are not stored here: every VM holds them in a
+//! `HashSet` compiled from the configuration.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::config::IdLists;
+use crate::identity::IdType;
+
+/// Buckets per type for dynamic (admin / detected) entries.
+pub const DYN_BUCKETS: u32 = 4096;
+/// Upper bound of buckets per type for the feed.
+pub const MAX_FEED_BUCKETS: u32 = 65536;
+/// Longest value stored (longer values are refused).
+pub const MAX_VALUE_LEN: usize = 8192;
+const META_KEY: &str = "aw:meta";
+const META_VERSION: u32 = 1;
+const CAS_RETRIES: usize = 64;
+
+/// Shared-data access: implemented by the host adapter over proxy-wasm shared data, and by
+/// [`MemStore`] for tests.
+pub trait Store {
+    /// The value and its CAS token (`None` when the key was never written).
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
+    /// Write; `cas: None` writes unconditionally. Returns false on CAS mismatch or failure.
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
+}
+
+/// Which list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListKind {
+    Deny,
+    Allow,
+}
+
+impl ListKind {
+    /// Name used in the admin API and records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListKind::Deny => "deny_list",
+            ListKind::Allow => "allow_list",
+        }
+    }
+    fn idx(self) -> usize {
+        match self {
+            ListKind::Deny => 0,
+            ListKind::Allow => 1,
+        }
+    }
+    fn prefix(self) -> &'static str {
+        match self {
+            ListKind::Deny => "d",
+            ListKind::Allow => "a",
+        }
+    }
+}
+
+/// Where an entry came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    Config,
+    AttackList,
+    Admin,
+    Detected,
+}
+
+impl Source {
+    /// Name used in the admin API, records and stats.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Config => "config",
+            Source::AttackList => "attack_list",
+            Source::Admin => "admin",
+            Source::Detected => "detected",
+        }
+    }
+    fn code(self) -> u8 {
+        match self {
+            Source::Config => 0,
+            Source::AttackList => 1,
+            Source::Admin => 2,
+            Source::Detected => 3,
+        }
+    }
+    fn from_code(c: u8) -> Source {
+        match c {
+            1 => Source::AttackList,
+            2 => Source::Admin,
+            3 => Source::Detected,
+            _ => Source::Config,
+        }
+    }
+}
+
+fn type_idx(t: IdType) -> usize {
+    match t {
+        IdType::Ip => 0,
+        IdType::Token => 1,
+        IdType::ApiKey => 2,
+        IdType::Cookie => 3,
+        IdType::Username => 4,
+    }
+}
+
+/// FNV-1a, 64-bit: stable across VMs and processes (bucket choice and fingerprint).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn bucket_of(hash: u64, buckets: u32) -> u32 {
+    ((hash >> 32) as u32) % buckets.max(1)
+}
+
+fn fingerprint(hash: u64) -> u32 {
+    hash as u32
+}
+
+/// The decoded `aw:meta` header.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// Feed generation; the active slot is `generation % 2`. 0 = no feed loaded yet.
+    pub generation: u32,
+    /// Feed bucket count per type for the active generation.
+    pub feed_buckets: [u32; 5],
+    /// Feed entry count per type.
+    pub feed_count: [u32; 5],
+    /// Dynamic entry count per (list, type) (entries ever added minus removed; expired entries
+    /// still count until an update of their bucket drops them).
+    pub dyn_count: [[u32; 5]; 2],
+}
+
+impl Meta {
+    const LEN: usize = 4 * (2 + 5 + 5 + 10);
+
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(Self::LEN);
+        v.extend_from_slice(&META_VERSION.to_le_bytes());
+        v.extend_from_slice(&self.generation.to_le_bytes());
+        for x in self
+            .feed_buckets
+            .iter()
+            .chain(self.feed_count.iter())
+            .chain(self.dyn_count.iter().flatten())
+        {
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+        v
+    }
+
+    fn decode(b: &[u8]) -> Meta {
+        let mut words = b
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap_or([0; 4])));
+        if b.len() != Self::LEN || words.next() != Some(META_VERSION) {
+            return Meta::default();
+        }
+        let mut m = Meta {
+            generation: words.next().unwrap_or(0),
+            ..Meta::default()
+        };
+        for x in m
+            .feed_buckets
+            .iter_mut()
+            .chain(m.feed_count.iter_mut())
+            .chain(m.dyn_count.iter_mut().flatten())
+        {
+            *x = words.next().unwrap_or(0);
+        }
+        m
+    }
+
+    /// Read the header (a missing or foreign header reads as empty).
+    pub fn load(store: &impl Store) -> (Meta, Option<u32>) {
+        let (v, cas) = store.get(META_KEY);
+        (v.map(|b| Meta::decode(&b)).unwrap_or_default(), cas)
+    }
+
+    /// Apply `f` to the header with CAS, retrying on concurrent writers.
+    fn update(store: &impl Store, mut f: impl FnMut(&mut Meta)) -> bool {
+        for _ in 0..CAS_RETRIES {
+            let (mut m, cas) = Meta::load(store);
+            f(&mut m);
+            let bytes = m.encode();
+            if store.set(META_KEY, &bytes, Some(cas.unwrap_or(0))) {
+                // A first write cannot be CAS-protected (the host has no "create if absent"):
+                // verify it survived, else redo the update on top of whoever won.
+                if cas.is_none() && store.get(META_KEY).0.as_deref() != Some(&bytes[..]) {
+                    continue;
+                }
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// One stored entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub value: String,
+    pub source: Source,
+    /// Unix seconds; 0 = never expires.
+    pub expires_at: u64,
+}
+
+fn encode_entry(out: &mut Vec<u8>, e: &Entry) {
+    let h = fnv1a(e.value.as_bytes());
+    out.extend_from_slice(&fingerprint(h).to_le_bytes());
+    out.extend_from_slice(&(e.expires_at.min(u64::from(u32::MAX)) as u32).to_le_bytes());
+    out.push(e.source.code());
+    out.extend_from_slice(&(e.value.len() as u16).to_le_bytes());
+    out.extend_from_slice(e.value.as_bytes());
+}
+
+/// Walk a bucket's raw entries: (fingerprint, expires, source, value bytes). Stops at a truncated
+/// entry instead of panicking.
+fn walk(bucket: &[u8]) -> impl Iterator<Item = (u32, u32, u8, &[u8])> {
+    let mut rest = bucket;
+    std::iter::from_fn(move || {
+        let (head, tail) = rest.split_first_chunk::<11>()?;
+        let fp = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let exp = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        let src = head[8];
+        let len = usize::from(u16::from_le_bytes([head[9], head[10]]));
+        let value = tail.get(..len)?;
+        rest = tail.get(len..)?;
+        Some((fp, exp, src, value))
+    })
+}
+
+fn decode_bucket(bucket: &[u8]) -> Vec<Entry> {
+    walk(bucket)
+        .map(|(_, exp, src, v)| Entry {
+            value: String::from_utf8_lossy(v).into_owned(),
+            source: Source::from_code(src),
+            expires_at: u64::from(exp),
+        })
+        .collect()
+}
+
+fn live(exp: u32, now: u64) -> bool {
+    exp == 0 || u64::from(exp) > now
+}
+
+/// Find a live entry for `value` in a bucket; returns its source.
+fn find(bucket: &[u8], value: &str, now: u64) -> Option<Source> {
+    let fp = fingerprint(fnv1a(value.as_bytes()));
+    walk(bucket)
+        .find(|(f, exp, _, v)| *f == fp && *v == value.as_bytes() && live(*exp, now))
+        .map(|(_, _, s, _)| Source::from_code(s))
+}
+
+fn dyn_key(list: ListKind, t: IdType, bucket: u32) -> String {
+    format!("aw:{}:{}:{bucket}", list.prefix(), t.as_str())
+}
+
+fn feed_key(slot: u32, t: IdType, bucket: u32) -> String {
+    format!("aw:f{slot}:{}:{bucket}", t.as_str())
+}
+
+/// Configuration entries, compiled once per VM into hash sets.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigLists {
+    sets: [[HashSet<String>; 5]; 2],
+}
+
+impl ConfigLists {
+    /// Compile the configuration's `deny_list` and `allow_list`.
+    pub fn new(deny: &IdLists, allow: &IdLists) -> ConfigLists {
+        let mut c = ConfigLists::default();
+        for (list, src) in [(ListKind::Deny, deny), (ListKind::Allow, allow)] {
+            for t in IdType::ALL {
+                if let Some(set) = c.sets.get_mut(list.idx()).and_then(|l| l.get_mut(type_idx(t))) {
+                    set.extend(src.get(t).iter().cloned());
+                }
+            }
+        }
+        c
+    }
+
+    fn set(&self, list: ListKind, t: IdType) -> Option<&HashSet<String>> {
+        self.sets.get(list.idx()).and_then(|l| l.get(type_idx(t)))
+    }
+
+    /// Is `value` in the configured list?
+    pub fn contains(&self, list: ListKind, t: IdType, value: &str) -> bool {
+        self.set(list, t).is_some_and(|s| s.contains(value))
+    }
+
+    /// The configured values of one type (unordered).
+    pub fn values(&self, list: ListKind, t: IdType) -> impl Iterator<Item = &String> {
+        self.set(list, t).into_iter().flatten()
+    }
+
+    /// Number of configured entries of one type.
+    pub fn len(&self, list: ListKind, t: IdType) -> usize {
+        self.set(list, t).map_or(0, HashSet::len)
+    }
+
+    /// True when no entry is configured at all.
+    pub fn is_empty(&self) -> bool {
+        self.sets.iter().flatten().all(HashSet::is_empty)
+    }
+}
+
+/// A per-request view over every list: configuration sets plus one read of `aw:meta`.
+pub struct Lookup<'a, S: Store> {
+    store: &'a S,
+    config: &'a ConfigLists,
+    meta: Meta,
+    now: u64,
+    /// Whether detected entries count (`enable_ase_detected_attack`).
+    pub detected_enabled: bool,
+}
+
+impl<'a, S: Store> Lookup<'a, S> {
+    /// Start a lookup for one request at time `now` (Unix seconds).
+    pub fn new(store: &'a S, config: &'a ConfigLists, now: u64, detected_enabled: bool) -> Self {
+        let (meta, _) = Meta::load(store);
+        Lookup {
+            store,
+            config,
+            meta,
+            now,
+            detected_enabled,
+        }
+    }
+
+    /// Where `value` is on `list` (first source found: config, dynamic, feed), if anywhere.
+    pub fn find(&self, list: ListKind, t: IdType, value: &str) -> Option<Source> {
+        if value.is_empty() {
+            return None;
+        }
+        if self.config.contains(list, t, value) {
+            return Some(Source::Config);
+        }
+        let ti = type_idx(t);
+        let h = fnv1a(value.as_bytes());
+        let dyn_count = self
+            .meta
+            .dyn_count
+            .get(list.idx())
+            .and_then(|l| l.get(ti))
+            .copied()
+            .unwrap_or(0);
+        if dyn_count > 0 {
+            let key = dyn_key(list, t, bucket_of(h, DYN_BUCKETS));
+            if let (Some(b), _) = self.store.get(&key) {
+                if let Some(src) = find(&b, value, self.now) {
+                    if src != Source::Detected || self.detected_enabled {
+                        return Some(src);
+                    }
+                }
+            }
+        }
+        if list == ListKind::Deny && self.meta.generation > 0 {
+            let count = self.meta.feed_count.get(ti).copied().unwrap_or(0);
+            let nb = self.meta.feed_buckets.get(ti).copied().unwrap_or(0);
+            if count > 0 && nb > 0 {
+                let key = feed_key(self.meta.generation % 2, t, bucket_of(h, nb));
+                if let (Some(b), _) = self.store.get(&key) {
+                    return find(&b, value, self.now);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Why a list update was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateError {
+    /// Empty, too long, or otherwise unusable value.
+    BadValue(String),
+    /// Concurrent writers kept winning; try again.
+    Contention,
+    /// Not present (delete).
+    NotFound,
+}
+
+impl std::fmt::Display for UpdateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpdateError::BadValue(m) => write!(f, "{m}"),
+            UpdateError::Contention => write!(f, "too many concurrent updates; retry"),
+            UpdateError::NotFound => write!(f, "no such entry"),
+        }
+    }
+}
+
+/// Check a value before it is stored (and canonicalize IPs).
+pub fn check_value(t: IdType, value: &str) -> Result<String, UpdateError> {
+    if value.is_empty() {
+        return Err(UpdateError::BadValue("value is empty".into()));
+    }
+    if value.len() > MAX_VALUE_LEN {
+        return Err(UpdateError::BadValue(format!(
+            "value is longer than {MAX_VALUE_LEN} bytes"
+        )));
+    }
+    if t == IdType::Ip {
+        return value
+            .trim()
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.to_string())
+            .map_err(|_| UpdateError::BadValue(format!("{value:?} is not an IP address")));
+    }
+    Ok(value.to_string())
+}
+
+/// Add (or refresh) a dynamic entry. Returns true when it was new.
+pub fn add(
+    store: &impl Store,
+    list: ListKind,
+    t: IdType,
+    entry: Entry,
+    now: u64,
+) -> Result<bool, UpdateError> {
+    let value = check_value(t, &entry.value)?;
+    let entry = Entry { value, ..entry };
+    let key = dyn_key(list, t, bucket_of(fnv1a(entry.value.as_bytes()), DYN_BUCKETS));
+    let mut counted = false;
+    for _ in 0..CAS_RETRIES {
+        let (cur, cas) = store.get(&key);
+        let mut entries = cur.as_deref().map(decode_bucket).unwrap_or_default();
+        let before = entries.len();
+        entries.retain(|e| e.expires_at == 0 || e.expires_at > now);
+        let dropped = before - entries.len();
+        let existed = entries.iter().any(|e| e.value == entry.value);
+        entries.retain(|e| e.value != entry.value);
+        entries.push(entry.clone());
+        let mut out = Vec::new();
+        for e in &entries {
+            encode_entry(&mut out, e);
+        }
+        if store.set(&key, &out, Some(cas.unwrap_or(0))) {
+            let new = !existed && !counted;
+            if cas.is_none() && store.get(&key).0.as_deref() != Some(&out[..]) {
+                // Lost a first-write race: count ourselves once (over-counting only costs a
+                // lookup; under-counting would skip lookups) and redo on top of the winner.
+                if new {
+                    adjust_dyn_count(store, list, t, 1);
+                    counted = true;
+                }
+                continue;
+            }
+            adjust_dyn_count(store, list, t, i64::from(new) - dropped as i64);
+            return Ok(!existed || counted);
+        }
+    }
+    Err(UpdateError::Contention)
+}
+
+/// Remove a dynamic entry (any source).
+pub fn remove(store: &impl Store, list: ListKind, t: IdType, value: &str) -> Result<(), UpdateError> {
+    let value = check_value(t, value)?;
+    let key = dyn_key(list, t, bucket_of(fnv1a(value.as_bytes()), DYN_BUCKETS));
+    for _ in 0..CAS_RETRIES {
+        let (cur, cas) = store.get(&key);
+        let mut entries = cur.as_deref().map(decode_bucket).unwrap_or_default();
+        let before = entries.len();
+        entries.retain(|e| e.value != value);
+        if entries.len() == before {
+            return Err(UpdateError::NotFound);
+        }
+        let mut out = Vec::new();
+        for e in &entries {
+            encode_entry(&mut out, e);
+        }
+        if store.set(&key, &out, Some(cas.unwrap_or(0))) {
+            adjust_dyn_count(store, list, t, -((before - entries.len()) as i64));
+            return Ok(());
+        }
+    }
+    Err(UpdateError::Contention)
+}
+
+fn adjust_dyn_count(store: &impl Store, list: ListKind, t: IdType, delta: i64) {
+    if delta == 0 {
+        return;
+    }
+    Meta::update(store, |m| {
+        if let Some(c) = m.dyn_count.get_mut(list.idx()).and_then(|l| l.get_mut(type_idx(t))) {
+            *c = (i64::from(*c) + delta).clamp(0, i64::from(u32::MAX)) as u32;
+        }
+    });
+}
+
+/// Every dynamic entry of one list and type (live ones only).
+pub fn dyn_entries(store: &impl Store, list: ListKind, t: IdType, now: u64) -> Vec<Entry> {
+    let (meta, _) = Meta::load(store);
+    if meta.dyn_count.get(list.idx()).and_then(|l| l.get(type_idx(t))).copied().unwrap_or(0) == 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for b in 0..DYN_BUCKETS {
+        if let (Some(v), _) = store.get(&dyn_key(list, t, b)) {
+            out.extend(
+                decode_bucket(&v)
+                    .into_iter()
+                    .filter(|e| e.expires_at == 0 || e.expires_at > now),
+            );
+        }
+    }
+    out
+}
+
+/// Up to `limit` feed entries of one type.
+pub fn feed_entries(store: &impl Store, t: IdType, limit: usize) -> Vec<Entry> {
+    let (meta, _) = Meta::load(store);
+    let ti = type_idx(t);
+    let nb = meta.feed_buckets.get(ti).copied().unwrap_or(0);
+    if meta.generation == 0 || meta.feed_count.get(ti).copied().unwrap_or(0) == 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for b in 0..nb {
+        if out.len() >= limit {
+            break;
+        }
+        if let (Some(v), _) = store.get(&feed_key(meta.generation % 2, t, b)) {
+            out.extend(decode_bucket(&v));
+        }
+    }
+    out.truncate(limit);
+    out
+}
+
+/// A parsed attack-list feed: values per type (already checked and de-duplicated).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Feed {
+    pub values: [Vec<String>; 5],
+}
+
+impl Feed {
+    /// Parse the analytics engine's attack list: `{"ip": [...], "token": [...], "api_key": [...],
+    /// "cookie": [...], "username": [...]}`. Unknown keys are ignored; a value that is not a
+    /// string, or an unusable value (bad IP, empty), is skipped and counted in `skipped`.
+    pub fn parse(body: &[u8]) -> Result<(Feed, usize), String> {
+        let v: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| format!("attack list is not JSON: {e}"))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| "attack list is not a JSON object".to_string())?;
+        let mut feed = Feed::default();
+        let mut skipped = 0;
+        for t in IdType::ALL {
+            let Some(items) = obj.get(t.as_str()) else {
+                continue;
+            };
+            let arr = items
+                .as_array()
+                .ok_or_else(|| format!("attack list \"{}\" is not an array", t.as_str()))?;
+            let mut seen = HashSet::with_capacity(arr.len());
+            for item in arr {
+                // Accept plain strings, and objects {"value": "...", ...} as some engines send.
+                let s = item
+                    .as_str()
+                    .or_else(|| item.get("value").and_then(|x| x.as_str()));
+                match s.map(|s| check_value(t, s)) {
+                    Some(Ok(val)) => {
+                        if seen.insert(val.clone()) {
+                            if let Some(slot) = feed.values.get_mut(type_idx(t)) {
+                                slot.push(val);
+                            }
+                        }
+                    }
+                    _ => skipped += 1,
+                }
+            }
+        }
+        Ok((feed, skipped))
+    }
+
+    /// Total entries.
+    pub fn len(&self) -> usize {
+        self.values.iter().map(Vec::len).sum()
+    }
+
+    /// True when the feed holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn feed_bucket_count(n: usize) -> u32 {
+    let want = (n / 8).max(1).next_power_of_two();
+    (want.min(MAX_FEED_BUCKETS as usize) as u32).max(1)
+}
+
+/// Replace the feed atomically: write every bucket of the new generation into the inactive slot,
+/// flip the generation in `aw:meta` with CAS, then clear the previous slot. Returns the new
+/// generation.
+pub fn replace_feed(store: &impl Store, feed: &Feed) -> Result<u32, UpdateError> {
+    let (old, _) = Meta::load(store);
+    let new_gen = old.generation.wrapping_add(1).max(1);
+    let slot = new_gen % 2;
+    let mut new_buckets = [0u32; 5];
+    let mut new_counts = [0u32; 5];
+    for t in IdType::ALL {
+        let ti = type_idx(t);
+        let values = feed.values.get(ti).map(Vec::as_slice).unwrap_or(&[]);
+        if values.is_empty() {
+            continue;
+        }
+        let nb = feed_bucket_count(values.len());
+        let mut buckets: HashMap<u32, Vec<u8>> = HashMap::new();
+        for v in values {
+            let e = Entry {
+                value: v.clone(),
+                source: Source::AttackList,
+                expires_at: 0,
+            };
+            encode_entry(
+                buckets.entry(bucket_of(fnv1a(v.as_bytes()), nb)).or_default(),
+                &e,
+            );
+        }
+        for (b, bytes) in &buckets {
+            store.set(&feed_key(slot, t, *b), bytes, None);
+        }
+        if let Some(x) = new_buckets.get_mut(ti) {
+            *x = nb;
+        }
+        if let Some(x) = new_counts.get_mut(ti) {
+            *x = values.len() as u32;
+        }
+    }
+    let mut previous = Meta::default();
+    let ok = Meta::update(store, |m| {
+        previous = m.clone();
+        m.generation = new_gen;
+        m.feed_buckets = new_buckets;
+        m.feed_count = new_counts;
+    });
+    if !ok {
+        return Err(UpdateError::Contention);
+    }
+    // Clear the slot the previous generation used (it is no longer referenced).
+    if previous.generation > 0 {
+        let old_slot = previous.generation % 2;
+        for t in IdType::ALL {
+            let ti = type_idx(t);
+            if previous.feed_count.get(ti).copied().unwrap_or(0) == 0 {
+                continue;
+            }
+            for b in 0..previous.feed_buckets.get(ti).copied().unwrap_or(0) {
+                let key = feed_key(old_slot, t, b);
+                if let (Some(v), _) = store.get(&key) {
+                    if !v.is_empty() {
+                        store.set(&key, &[], None);
+                    }
+                }
+            }
+        }
+    }
+    Ok(new_gen)
+}
+
+/// An in-memory [`Store`] with the host's CAS semantics, for tests and native benchmarks.
+#[derive(Debug, Default)]
+pub struct MemStore {
+    map: std::cell::RefCell<HashMap<String, (Vec<u8>, u32)>>,
+}
+
+impl Store for MemStore {
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        match self.map.borrow().get(key) {
+            Some((v, c)) => (Some(v.clone()), Some(*c)),
+            None => (None, None),
+        }
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        let mut m = self.map.borrow_mut();
+        let cur = m.get(key).map(|(_, c)| *c);
+        match (cas, cur) {
+            (Some(c), Some(cur)) if c != 0 && c != cur => return false,
+            _ => {}
+        }
+        let next = cur.unwrap_or(0).wrapping_add(1).max(1);
+        m.insert(key.to_string(), (value.to_vec(), next));
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests;
