@@ -129,8 +129,7 @@ fn update_error(e: UpdateError) -> Reply {
 }
 
 fn parse_body(body: &[u8]) -> Result<(IdType, String, u64), String> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
     let t = v
         .get("type")
         .and_then(Value::as_str)
@@ -145,7 +144,9 @@ fn parse_body(body: &[u8]) -> Result<(IdType, String, u64), String> {
     let value = lists::check_value(t, value).map_err(|e| e.to_string())?;
     let ttl = match v.get("ttl_s") {
         None | Some(Value::Null) => 0,
-        Some(x) => x.as_u64().ok_or("\"ttl_s\" must be a non-negative integer")?,
+        Some(x) => x
+            .as_u64()
+            .ok_or("\"ttl_s\" must be a non-negative integer")?,
     };
     Ok((t, value, ttl))
 }

@@ -86,7 +86,10 @@ pub fn decide(api: Option<&Api>, ase: &Ase, client: &Client, lists: &impl ListCh
         }
     }
     let mut detect_ip = None;
-    if cause.is_none() && api.oauth2_access_token && api.is_token_mandatory && client.token.is_none()
+    if cause.is_none()
+        && api.oauth2_access_token
+        && api.is_token_mandatory
+        && client.token.is_none()
     {
         cause = Some(("token_missing".to_string(), None));
         if ase.enable_ase_detected_attack {
@@ -111,7 +114,11 @@ pub fn decide(api: Option<&Api>, ase: &Ase, client: &Client, lists: &impl ListCh
     }
     let blocking = ase.enable_firewall && api.enable_blocking;
     Decision {
-        verdict: if blocking { Verdict::Block } else { Verdict::Allow },
+        verdict: if blocking {
+            Verdict::Block
+        } else {
+            Verdict::Allow
+        },
         reason: blocking.then(|| reason.clone()),
         would_block: (!blocking).then_some(reason),
         source,

@@ -1,69 +1,336 @@
-//! The proxy-wasm contexts: the root context loads the configuration once per worker, the HTTP
-//! context carries one request through the pure pipeline and acts on its decision. Host calls go
-//! through [`crate::host`] only.
+//! The proxy-wasm contexts: the root context loads the configuration once per worker, polls the
+//! attack list (one worker per interval, elected through shared data) and exports records; the
+//! HTTP context carries one request through the pure pipeline and acts on its decision. Host calls
+//! go through [`crate::host`] only.
 
+use std::cell::RefCell;
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
+use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 
-use crate::config::{self, Compiled, Notice};
-use crate::host;
-use crate::record::{self, Exchange};
+use crate::config::Notice;
+use crate::export::Exporter;
+use crate::host::{self, HostStore};
+use crate::lists::{self, Feed, Store};
+use crate::pipeline::{self, Runtime, Step};
+use crate::record::{self, ClientCert, Exchange};
 use crate::request::RequestView;
+use crate::stats::{self, Counter};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
     proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
-        Box::new(Root { context_id, config: None })
+        Box::new(Root::new(context_id))
     });
 }}
 
-struct Root {
-    context_id: u32,
-    config: Option<Rc<Compiled>>,
+/// Counter ids, defined once per VM.
+#[derive(Default)]
+struct Stats {
+    ids: HashMap<Counter, u32>,
 }
 
-impl Context for Root {}
+impl Stats {
+    fn new() -> Stats {
+        let ids = Counter::ALL
+            .iter()
+            .filter_map(|c| host::define_metric(MetricType::Counter, c.name()).map(|id| (*c, id)))
+            .collect();
+        Stats { ids }
+    }
+    fn inc(&self, c: Counter, by: u64) {
+        if by > 0 {
+            if let Some(id) = self.ids.get(&c) {
+                host::increment_metric(*id, by as i64);
+            }
+        }
+    }
+}
 
-impl RootContext for Root {
-    fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = match host::plugin_configuration() {
-            Ok(b) => b,
-            Err(e) => {
-                log::error!("api-warden: {e}");
-                return false;
-            }
+/// Shared-data key electing the worker that polls the attack list: `[due_ms u64][owner u64]`.
+const POLL_KEY: &str = "aw:poll";
+
+struct Root {
+    context_id: u32,
+    /// Random per-VM identity for the poll election.
+    vm_token: u64,
+    runtime: Option<Rc<Runtime>>,
+    stats: Rc<Stats>,
+    exporter: Option<Rc<RefCell<Exporter>>>,
+    poll_token: Option<u32>,
+    export_token: Option<u32>,
+}
+
+impl Root {
+    fn new(context_id: u32) -> Root {
+        Root {
+            context_id,
+            vm_token: RandomState::new().build_hasher().finish(),
+            runtime: None,
+            stats: Rc::new(Stats::default()),
+            exporter: None,
+            poll_token: None,
+            export_token: None,
+        }
+    }
+
+    /// Claim this interval's poll: succeed only if the due time has passed and our CAS write of
+    /// the next due time wins (first writes are verified, as the host cannot create-if-absent).
+    fn claim_poll(&self, now_ms: u64, interval_ms: u64) -> bool {
+        let (cur, cas) = HostStore.get(POLL_KEY);
+        let due = cur
+            .as_deref()
+            .and_then(|b| b.get(..8))
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+            .unwrap_or(0);
+        if now_ms < due {
+            return false;
+        }
+        let mut v = now_ms.saturating_add(interval_ms).to_le_bytes().to_vec();
+        v.extend_from_slice(&self.vm_token.to_le_bytes());
+        if !HostStore.set(POLL_KEY, &v, Some(cas.unwrap_or(0))) {
+            return false;
+        }
+        cas.is_some() || HostStore.get(POLL_KEY).0.as_deref() == Some(&v[..])
+    }
+
+    fn poll_attack_list(&mut self, rt: &Runtime, now_ms: u64) {
+        let Some(a) = &rt.services.attack_list else {
+            return;
         };
-        match config::parse(&bytes) {
-            Ok(c) => {
-                for n in &c.notices {
-                    match n {
-                        Notice::Info(m) => log::info!("api-warden: {m}"),
-                        Notice::Warn(m) => log::warn!("api-warden: {m}"),
-                    }
-                }
-                log::info!(
-                    "api-warden: configuration loaded on root #{}: {} APIs",
-                    self.context_id,
-                    c.apis.len()
-                );
-                self.config = Some(Rc::new(c));
-                true
-            }
+        if self.poll_token.is_some() || !self.claim_poll(now_ms, a.interval_s.saturating_mul(1000))
+        {
+            return;
+        }
+        let authority = if a.authority.is_empty() {
+            a.cluster.clone()
+        } else {
+            a.authority.clone()
+        };
+        let mut headers = vec![
+            (":method".to_string(), "GET".to_string()),
+            (":path".to_string(), a.path.clone()),
+            (":authority".to_string(), authority),
+            ("accept".to_string(), "application/json".to_string()),
+        ];
+        headers.extend(
+            a.headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone())),
+        );
+        match host::dispatch(
+            &a.cluster,
+            &headers,
+            None,
+            Duration::from_millis(a.timeout_ms),
+        ) {
+            Ok(t) => self.poll_token = Some(t),
             Err(e) => {
-                log::error!("api-warden: {e}; configuration rejected");
-                false
+                log::warn!("api-warden: attack-list poll not sent: {e}");
+                self.stats.inc(Counter::AttackListPollsFailed, 1);
             }
         }
     }
 
+    fn on_poll_response(&mut self, rt: &Runtime, body_size: usize) {
+        let Some(a) = &rt.services.attack_list else {
+            return;
+        };
+        let status = http_call_status();
+        let result = if status != Some(200) {
+            Err(match status {
+                Some(s) => format!("status {s}"),
+                None => "no response (timeout or connection failure)".to_string(),
+            })
+        } else if body_size > a.max_body_bytes {
+            Err(format!(
+                "body of {body_size} bytes exceeds max_body_bytes {}",
+                a.max_body_bytes
+            ))
+        } else {
+            let body = host::http_call_response_body(body_size).unwrap_or_default();
+            Feed::parse(&body).and_then(|(feed, skipped)| {
+                lists::replace_feed(&HostStore, &feed)
+                    .map(|g| (g, feed.len(), skipped))
+                    .map_err(|e| e.to_string())
+            })
+        };
+        match result {
+            Ok((generation, n, skipped)) => {
+                log::info!(
+                    "api-warden: attack list loaded: {n} entries (generation {generation}, {skipped} skipped)"
+                );
+                self.stats.inc(Counter::AttackListPollsOk, 1);
+            }
+            Err(e) => {
+                log::warn!("api-warden: attack-list poll failed, keeping the last good list: {e}");
+                self.stats.inc(Counter::AttackListPollsFailed, 1);
+            }
+        }
+    }
+
+    fn flush_export(&mut self, rt: &Runtime, now_ms: u64) {
+        let (Some(ex), Some(cluster)) = (&self.exporter, &rt.services.analytics.cluster) else {
+            return;
+        };
+        let s = &rt.services.analytics;
+        let body = {
+            let mut ex = ex.borrow_mut();
+            self.stats
+                .inc(Counter::ExportRecordsDropped, ex.take_dropped());
+            if self.export_token.is_some() {
+                return;
+            }
+            ex.due(now_ms)
+        };
+        let Some(body) = body else { return };
+        let authority = if s.authority.is_empty() {
+            cluster.clone()
+        } else {
+            s.authority.clone()
+        };
+        let mut headers = vec![
+            (":method".to_string(), "POST".to_string()),
+            (":path".to_string(), s.path.clone()),
+            (":authority".to_string(), authority),
+            ("content-type".to_string(), "application/json".to_string()),
+        ];
+        headers.extend(
+            s.headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone())),
+        );
+        match host::dispatch(
+            cluster,
+            &headers,
+            Some(&body),
+            Duration::from_millis(s.timeout_ms),
+        ) {
+            Ok(t) => self.export_token = Some(t),
+            Err(e) => {
+                log::debug!("api-warden: export not sent: {e}");
+                ex.borrow_mut().finish(false, now_ms);
+                self.stats.inc(Counter::ExportBatchesRetried, 1);
+            }
+        }
+    }
+}
+
+fn http_call_status() -> Option<u16> {
+    host::http_call_response_headers()
+        .into_iter()
+        .find(|(k, _)| k == ":status")
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let Some(rt) = self.runtime.clone() else {
+            return;
+        };
+        if self.poll_token == Some(token) {
+            self.poll_token = None;
+            self.on_poll_response(&rt, body_size);
+        } else if self.export_token == Some(token) {
+            self.export_token = None;
+            let ok = http_call_status().is_some_and(|s| (200..300).contains(&s));
+            if let Some(ex) = &self.exporter {
+                let r = ex.borrow_mut().finish(ok, host::now_ms());
+                self.stats.inc(Counter::ExportRecordsSent, r.sent);
+                self.stats
+                    .inc(Counter::ExportBatchesRetried, u64::from(r.retried));
+            }
+        }
+    }
+}
+
+impl RootContext for Root {
+    fn on_vm_start(&mut self, _size: usize) -> bool {
+        self.stats = Rc::new(Stats::new());
+        true
+    }
+
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let bytes = match host::plugin_configuration() {
+            Ok(b) => b,
+            Err(e) => {
+                log::error!("api-warden: {e}; configuration rejected");
+                return false;
+            }
+        };
+        let rt = match Runtime::load(&bytes) {
+            Ok(rt) => rt,
+            Err(e) => {
+                log::error!("api-warden: {e}; configuration rejected");
+                return false;
+            }
+        };
+        for n in &rt.config.notices {
+            match n {
+                Notice::Info(m) => log::info!("api-warden: {m}"),
+                Notice::Warn(m) => log::warn!("api-warden: {m}"),
+            }
+        }
+        log::info!(
+            "api-warden: configuration loaded on root #{}: {} APIs, admin {}, attack list {}, export {}",
+            self.context_id,
+            rt.config.apis.len(),
+            if rt.services.admin.is_some() { "on" } else { "off" },
+            if rt.services.attack_list.is_some() { "on" } else { "off" },
+            if rt.services.analytics.cluster.is_some() { "on" } else { "off" },
+        );
+        self.stats.inc(Counter::ConfigLoads, 1);
+        // Keep buffered records across a reload; only create the exporter once.
+        if rt.services.analytics.cluster.is_some() {
+            if self.exporter.is_none() {
+                self.exporter = Some(Rc::new(RefCell::new(Exporter::new(&rt.services.analytics))));
+            }
+        } else {
+            self.exporter = None;
+        }
+        let mut tick_ms = 0u64;
+        if rt.services.attack_list.is_some() {
+            tick_ms = 1000;
+        }
+        if rt.services.analytics.cluster.is_some() {
+            let f = rt.services.analytics.flush_interval_ms.clamp(50, 1000);
+            tick_ms = if tick_ms == 0 { f } else { tick_ms.min(f) };
+        }
+        host::set_tick_period(Duration::from_millis(tick_ms));
+        self.runtime = Some(Rc::new(rt));
+        true
+    }
+
+    fn on_tick(&mut self) {
+        let Some(rt) = self.runtime.clone() else {
+            return;
+        };
+        let now = host::now_ms();
+        self.poll_attack_list(&rt, now);
+        self.flush_export(&rt, now);
+    }
+
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let config = self.config.clone()?;
+        let runtime = self.runtime.clone()?;
         Some(Box::new(Http {
             context_id,
-            config,
+            runtime,
+            stats: self.stats.clone(),
+            exporter: self.exporter.clone(),
             exchange: Exchange::default(),
+            admin_pending: false,
         }))
     }
 
@@ -74,23 +341,108 @@ impl RootContext for Root {
 
 struct Http {
     context_id: u32,
-    #[allow(dead_code)]
-    config: Rc<Compiled>,
+    runtime: Rc<Runtime>,
+    stats: Rc<Stats>,
+    exporter: Option<Rc<RefCell<Exporter>>>,
     exchange: Exchange,
+    admin_pending: bool,
+}
+
+impl Http {
+    fn reply(&self, status: u32, headers: &[(String, String)], body: &str) -> Action {
+        if let Err(e) = host::send_local_reply(status, headers, body.as_bytes()) {
+            log::error!("#{} api-warden: {e}", self.context_id);
+            return Action::Continue;
+        }
+        Action::Pause
+    }
+
+    fn admin_reply(&self, r: crate::admin::Reply) -> Action {
+        self.stats.inc(Counter::AdminRequests, 1);
+        if r.status == 401 {
+            self.stats.inc(Counter::AdminUnauthorized, 1);
+        }
+        if let Step::Reply {
+            status,
+            headers,
+            body,
+        } = pipeline::admin_step(r)
+        {
+            return self.reply(status, &headers, &body);
+        }
+        Action::Pause
+    }
 }
 
 impl Context for Http {}
 
 impl HttpContext for Http {
-    fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
-        log::debug!("#{} request headers", self.context_id);
+    fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
+        let now = host::now_ms();
         let view = RequestView::from_headers(
             host::request_headers(),
             host::property_string(&["source", "address"]),
         );
-        self.exchange.start_ms = host::now_ms();
+        let (outcome, step) =
+            pipeline::on_request_headers(&self.runtime, &view, end_of_stream, &HostStore, now);
+        log::trace!(
+            "#{} api={:?} decision={:?}",
+            self.context_id,
+            outcome.api.as_ref().map(|m| &m.name),
+            outcome.decision
+        );
+        self.exchange.start_ms = now;
         self.exchange.request = view;
-        Action::Continue
+        self.exchange.api = outcome.api;
+        self.exchange.identity = outcome.identity;
+        self.exchange.decision = outcome.decision;
+        self.exchange.admin = outcome.admin;
+        match step {
+            Step::Continue => Action::Continue,
+            Step::Reply {
+                status,
+                headers,
+                body,
+            } => {
+                if self.exchange.admin {
+                    self.stats.inc(Counter::AdminRequests, 1);
+                    if status == 401 {
+                        self.stats.inc(Counter::AdminUnauthorized, 1);
+                    }
+                }
+                self.reply(status, &headers, &body)
+            }
+            Step::AwaitAdminBody => {
+                self.admin_pending = true;
+                Action::Pause
+            }
+        }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if !self.admin_pending {
+            return Action::Continue;
+        }
+        if body_size > crate::admin::MAX_BODY {
+            self.admin_pending = false;
+            return self.admin_reply(crate::admin::Reply {
+                status: 413,
+                body: r#"{"error":"body too large"}"#.into(),
+            });
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        self.admin_pending = false;
+        let body = host::request_body(body_size);
+        let r = pipeline::admin_body(
+            &self.runtime,
+            &self.exchange.request,
+            &body,
+            &HostStore,
+            host::now_ms(),
+        );
+        self.admin_reply(r)
     }
 
     fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
@@ -104,11 +456,50 @@ impl HttpContext for Http {
     }
 
     fn on_log(&mut self) {
-        if self.exchange.response_status.is_none() {
-            self.exchange.response_status =
-                host::property_u64(&["response", "code"]).map(|c| c as u16);
+        let x = &mut self.exchange;
+        if x.response_status.is_none() {
+            x.response_status =
+                host::property_u64(&["response", "code"]).and_then(|c| u16::try_from(c).ok());
         }
-        let rec = record::build(&self.exchange);
+        x.end_ms = host::now_ms();
+        x.bytes_in = host::property_u64(&["request", "total_size"]).unwrap_or(0);
+        x.bytes_out = host::property_u64(&["response", "total_size"]).unwrap_or(0);
+        if host::property(&["connection", "mtls"]).is_some_and(|b| b.first() == Some(&1)) {
+            x.client_cert = Some(ClientCert {
+                subject: host::property_string(&["connection", "subject_peer_certificate"]),
+                issuer: None,
+                not_before: None,
+                not_after: None,
+                valid: true,
+            });
+        }
+        let mode = self.runtime.services.analytics.redact;
+        let rec = record::build(x, mode);
         host::set_filter_state("api_warden.record", rec.as_bytes());
+        let c = &x.identity.client;
+        for (k, v) in [
+            ("api_warden.client_ip", c.ip.as_deref()),
+            ("api_warden.username", c.username.as_deref()),
+            ("api_warden.client_id", c.client_id.as_deref()),
+            ("api_warden.api", x.api.as_ref().map(|m| m.name.as_str())),
+        ] {
+            if let Some(v) = v {
+                host::set_filter_state(k, v.as_bytes());
+            }
+        }
+        if let Some(d) = &x.decision {
+            host::set_filter_state("api_warden.decision", d.verdict.as_str().as_bytes());
+            if let Some(r) = d.reason.as_deref().or(d.would_block.as_deref()) {
+                host::set_filter_state("api_warden.reason", r.as_bytes());
+            }
+        }
+        if !x.admin {
+            for c in stats::request_counters(x.api.is_some(), &x.identity, x.decision.as_ref()) {
+                self.stats.inc(c, 1);
+            }
+        }
+        if let Some(ex) = &self.exporter {
+            ex.borrow_mut().push(rec);
+        }
     }
 }

@@ -4,7 +4,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, LogLevel, MapType, Status};
+use proxy_wasm::types::{BufferType, MapType, Status};
 
 use crate::error::{Error, Result};
 
@@ -91,7 +91,8 @@ pub fn send_local_reply(status: u32, headers: &[(String, String)], body: &[u8]) 
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    hostcalls::send_http_response(status, hs, Some(body)).map_err(|s| host_err("send_http_response", s))
+    hostcalls::send_http_response(status, hs, Some(body))
+        .map_err(|s| host_err("send_http_response", s))
 }
 
 /// Current wall-clock time in milliseconds since the Unix epoch (host clock).
@@ -150,7 +151,32 @@ pub fn set_tick_period(period: Duration) {
     }
 }
 
-/// Log through the host at a given level (used where the `log` facade is not set up yet).
-pub fn log_error(msg: &str) {
-    let _ = hostcalls::log(LogLevel::Error, msg);
+/// Proxy-wasm shared data as a [`crate::lists::Store`].
+pub struct HostStore;
+
+impl crate::lists::Store for HostStore {
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        shared_get(key)
+    }
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        shared_set(key, value, cas) == SetOutcome::Ok
+    }
+}
+
+/// The request body received so far (for admin requests).
+pub fn request_body(size: usize) -> Vec<u8> {
+    hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// Define a counter (or gauge) metric; `None` if the host refuses.
+pub fn define_metric(kind: proxy_wasm::types::MetricType, name: &str) -> Option<u32> {
+    hostcalls::define_metric(kind, name).ok()
+}
+
+/// Add to a counter.
+pub fn increment_metric(id: u32, by: i64) {
+    let _ = hostcalls::increment_metric(id, by);
 }

@@ -8,14 +8,17 @@ pub mod admin;
 pub mod config;
 pub mod decision;
 pub mod error;
+pub mod export;
 pub mod identity;
 pub mod jwt;
 pub mod lists;
 pub mod parse;
+pub mod pipeline;
 pub mod record;
 pub mod request;
 pub mod router;
 pub mod services;
+pub mod stats;
 
 #[cfg(target_os = "wasi")]
 mod filter;

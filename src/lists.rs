@@ -290,7 +290,11 @@ impl ConfigLists {
         let mut c = ConfigLists::default();
         for (list, src) in [(ListKind::Deny, deny), (ListKind::Allow, allow)] {
             for t in IdType::ALL {
-                if let Some(set) = c.sets.get_mut(list.idx()).and_then(|l| l.get_mut(type_idx(t))) {
+                if let Some(set) = c
+                    .sets
+                    .get_mut(list.idx())
+                    .and_then(|l| l.get_mut(type_idx(t)))
+                {
                     set.extend(src.get(t).iter().cloned());
                 }
             }
@@ -438,7 +442,11 @@ pub fn add(
 ) -> Result<bool, UpdateError> {
     let value = check_value(t, &entry.value)?;
     let entry = Entry { value, ..entry };
-    let key = dyn_key(list, t, bucket_of(fnv1a(entry.value.as_bytes()), DYN_BUCKETS));
+    let key = dyn_key(
+        list,
+        t,
+        bucket_of(fnv1a(entry.value.as_bytes()), DYN_BUCKETS),
+    );
     let mut counted = false;
     for _ in 0..CAS_RETRIES {
         let (cur, cas) = store.get(&key);
@@ -472,7 +480,12 @@ pub fn add(
 }
 
 /// Remove a dynamic entry (any source).
-pub fn remove(store: &impl Store, list: ListKind, t: IdType, value: &str) -> Result<(), UpdateError> {
+pub fn remove(
+    store: &impl Store,
+    list: ListKind,
+    t: IdType,
+    value: &str,
+) -> Result<(), UpdateError> {
     let value = check_value(t, value)?;
     let key = dyn_key(list, t, bucket_of(fnv1a(value.as_bytes()), DYN_BUCKETS));
     for _ in 0..CAS_RETRIES {
@@ -500,7 +513,11 @@ fn adjust_dyn_count(store: &impl Store, list: ListKind, t: IdType, delta: i64) {
         return;
     }
     Meta::update(store, |m| {
-        if let Some(c) = m.dyn_count.get_mut(list.idx()).and_then(|l| l.get_mut(type_idx(t))) {
+        if let Some(c) = m
+            .dyn_count
+            .get_mut(list.idx())
+            .and_then(|l| l.get_mut(type_idx(t)))
+        {
             *c = (i64::from(*c) + delta).clamp(0, i64::from(u32::MAX)) as u32;
         }
     });
@@ -509,7 +526,14 @@ fn adjust_dyn_count(store: &impl Store, list: ListKind, t: IdType, delta: i64) {
 /// Every dynamic entry of one list and type (live ones only).
 pub fn dyn_entries(store: &impl Store, list: ListKind, t: IdType, now: u64) -> Vec<Entry> {
     let (meta, _) = Meta::load(store);
-    if meta.dyn_count.get(list.idx()).and_then(|l| l.get(type_idx(t))).copied().unwrap_or(0) == 0 {
+    if meta
+        .dyn_count
+        .get(list.idx())
+        .and_then(|l| l.get(type_idx(t)))
+        .copied()
+        .unwrap_or(0)
+        == 0
+    {
         return Vec::new();
     }
     let mut out = Vec::new();
@@ -632,7 +656,9 @@ pub fn replace_feed(store: &impl Store, feed: &Feed) -> Result<u32, UpdateError>
                 expires_at: 0,
             };
             encode_entry(
-                buckets.entry(bucket_of(fnv1a(v.as_bytes()), nb)).or_default(),
+                buckets
+                    .entry(bucket_of(fnv1a(v.as_bytes()), nb))
+                    .or_default(),
                 &e,
             );
         }

@@ -150,10 +150,14 @@ impl Services {
             check_path("admin.path", &a.path)?;
             a.path = crate::router::normalize_path(&a.path);
             if a.path == "/" {
-                return Err(Error::Config("admin.path must not be / (it would hide every API)".into()));
+                return Err(Error::Config(
+                    "admin.path must not be / (it would hide every API)".into(),
+                ));
             }
             if a.key.len() < 16 {
-                return Err(Error::Config("admin.key must be at least 16 characters".into()));
+                return Err(Error::Config(
+                    "admin.key must be at least 16 characters".into(),
+                ));
             }
         }
         let attack_list: Option<AttackListSettings> = field(extra, "attack_list")?;
@@ -173,7 +177,9 @@ impl Services {
         if analytics.cluster.as_deref() == Some("") {
             return Err(Error::Config("analytics.cluster is empty".into()));
         }
-        if analytics.batch_size == 0 || analytics.max_buffered == 0 || analytics.flush_interval_ms == 0
+        if analytics.batch_size == 0
+            || analytics.max_buffered == 0
+            || analytics.flush_interval_ms == 0
         {
             return Err(Error::Config(
                 "analytics.batch_size, max_buffered and flush_interval_ms must be positive".into(),
@@ -203,16 +209,32 @@ mod tests {
     fn defaults_and_rules() {
         let s = parse("{}").unwrap();
         assert_eq!(s, Services::default());
-        let s = parse(r#"{"admin": {"path": "/_api_warden/", "key": "0123456789abcdef"}}"#).unwrap();
+        let s =
+            parse(r#"{"admin": {"path": "/_api_warden/", "key": "0123456789abcdef"}}"#).unwrap();
         assert_eq!(s.admin.unwrap().path, "/_api_warden");
         let rows = [
-            (r#"{"admin": {"path": "x", "key": "0123456789abcdef"}}"#, "admin.path"),
-            (r#"{"admin": {"path": "/", "key": "0123456789abcdef"}}"#, "must not be /"),
+            (
+                r#"{"admin": {"path": "x", "key": "0123456789abcdef"}}"#,
+                "admin.path",
+            ),
+            (
+                r#"{"admin": {"path": "/", "key": "0123456789abcdef"}}"#,
+                "must not be /",
+            ),
             (r#"{"admin": {"path": "/a", "key": "short"}}"#, "admin.key"),
             (r#"{"admin": {"path": "/a"}}"#, "missing field `key`"),
-            (r#"{"attack_list": {"cluster": "", "path": "/x"}}"#, "cluster is empty"),
-            (r#"{"attack_list": {"cluster": "abs", "path": "/x", "interval_s": 0}}"#, "positive"),
-            (r#"{"attack_list": {"cluster": "abs", "path": "/x", "bogus": 1}}"#, "unknown field"),
+            (
+                r#"{"attack_list": {"cluster": "", "path": "/x"}}"#,
+                "cluster is empty",
+            ),
+            (
+                r#"{"attack_list": {"cluster": "abs", "path": "/x", "interval_s": 0}}"#,
+                "positive",
+            ),
+            (
+                r#"{"attack_list": {"cluster": "abs", "path": "/x", "bogus": 1}}"#,
+                "unknown field",
+            ),
             (r#"{"analytics": {"redact": "scramble"}}"#, "analytics"),
             (r#"{"analytics": {"batch_size": 0}}"#, "positive"),
         ];

@@ -25,7 +25,11 @@ fn ase(firewall: bool) -> Ase {
         enable_xff: false,
         xff_num_trusted_hops: 0,
         detected_attack_ttl_s: 0,
-        block_response: BlockResponse { status: 403, body: "Unauthorized".into(), headers: vec![] },
+        block_response: BlockResponse {
+            status: 403,
+            body: "Unauthorized".into(),
+            headers: vec![],
+        },
     }
 }
 
@@ -57,7 +61,12 @@ fn client() -> Client {
 
 #[test]
 fn table() {
-    let sources = [Source::Config, Source::AttackList, Source::Admin, Source::Detected];
+    let sources = [
+        Source::Config,
+        Source::AttackList,
+        Source::Admin,
+        Source::Detected,
+    ];
     for firewall in [false, true] {
         for blocking in [false, true] {
             for t in IdType::ALL {
@@ -67,14 +76,22 @@ fn table() {
                         let mut l = Lists::default();
                         l.0.insert((ListKind::Deny, t, c.get(t).unwrap().to_string()), src);
                         if let Some(a) = allowed {
-                            l.0.insert((ListKind::Allow, a, c.get(a).unwrap().to_string()), Source::Config);
+                            l.0.insert(
+                                (ListKind::Allow, a, c.get(a).unwrap().to_string()),
+                                Source::Config,
+                            );
                         }
                         let d = decide(Some(&api(blocking)), &ase(firewall), &c, &l);
                         let cause = format!("deny_list:{}", t.as_str());
-                        let case = format!("fw={firewall} blk={blocking} {t:?}/{src:?} allow={allowed:?}");
+                        let case =
+                            format!("fw={firewall} blk={blocking} {t:?}/{src:?} allow={allowed:?}");
                         if let Some(a) = allowed {
                             assert_eq!(d.verdict, Verdict::Allow, "{case}");
-                            assert_eq!(d.reason, Some(format!("allow_list:{}", a.as_str())), "{case}");
+                            assert_eq!(
+                                d.reason,
+                                Some(format!("allow_list:{}", a.as_str())),
+                                "{case}"
+                            );
                             assert_eq!(d.would_block, None, "{case}");
                         } else if firewall && blocking {
                             assert_eq!(d.verdict, Verdict::Block, "{case}");
@@ -96,8 +113,14 @@ fn table() {
 fn first_cause_in_identifier_order_wins() {
     let c = client();
     let mut l = Lists::default();
-    l.0.insert((ListKind::Deny, IdType::Username, "alice".into()), Source::Admin);
-    l.0.insert((ListKind::Deny, IdType::Token, "tok".into()), Source::Config);
+    l.0.insert(
+        (ListKind::Deny, IdType::Username, "alice".into()),
+        Source::Admin,
+    );
+    l.0.insert(
+        (ListKind::Deny, IdType::Token, "tok".into()),
+        Source::Config,
+    );
     let d = decide(Some(&api(true)), &ase(true), &c, &l);
     assert_eq!(d.reason.as_deref(), Some("deny_list:token"));
 }
@@ -106,7 +129,10 @@ fn first_cause_in_identifier_order_wins() {
 fn unmatched_requests_are_never_blocked() {
     let c = client();
     let mut l = Lists::default();
-    l.0.insert((ListKind::Deny, IdType::Ip, "192.0.2.1".into()), Source::Config);
+    l.0.insert(
+        (ListKind::Deny, IdType::Ip, "192.0.2.1".into()),
+        Source::Config,
+    );
     assert_eq!(decide(None, &ase(true), &c, &l), Decision::allow());
 }
 
@@ -134,17 +160,26 @@ fn mandatory_token() {
     assert_eq!(d.detect_ip, None);
     // Without oauth2_access_token the flag means nothing.
     a.oauth2_access_token = false;
-    assert_eq!(decide(Some(&a), &ase(true), &c, &Lists::default()), Decision::allow());
+    assert_eq!(
+        decide(Some(&a), &ase(true), &c, &Lists::default()),
+        Decision::allow()
+    );
     // A token present: allowed.
     a.oauth2_access_token = true;
-    assert_eq!(decide(Some(&a), &ase(true), &client(), &Lists::default()), Decision::allow());
+    assert_eq!(
+        decide(Some(&a), &ase(true), &client(), &Lists::default()),
+        Decision::allow()
+    );
     // Monitor mode.
     let d = decide(Some(&a), &ase(false), &c, &Lists::default());
     assert_eq!(d.verdict, Verdict::Allow);
     assert_eq!(d.would_block.as_deref(), Some("token_missing"));
     // Allow list beats a missing token.
     let mut l = Lists::default();
-    l.0.insert((ListKind::Allow, IdType::Ip, "192.0.2.1".into()), Source::Admin);
+    l.0.insert(
+        (ListKind::Allow, IdType::Ip, "192.0.2.1".into()),
+        Source::Admin,
+    );
     let d = decide(Some(&a), &ase(true), &c, &l);
     assert_eq!(d.verdict, Verdict::Allow);
     assert_eq!(d.detect_ip, None);

@@ -6,7 +6,11 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 use super::*;
 
 fn entry(v: &str, source: Source, expires_at: u64) -> Entry {
-    Entry { value: v.to_string(), source, expires_at }
+    Entry {
+        value: v.to_string(),
+        source,
+        expires_at,
+    }
 }
 
 #[test]
@@ -21,14 +25,26 @@ fn empty_store_finds_nothing() {
 
 #[test]
 fn config_entries_are_found_with_their_source() {
-    let deny = IdLists { username: vec!["eve".into()], ..IdLists::default() };
-    let allow = IdLists { ip: vec!["10.0.0.1".into()], ..IdLists::default() };
+    let deny = IdLists {
+        username: vec!["eve".into()],
+        ..IdLists::default()
+    };
+    let allow = IdLists {
+        ip: vec!["10.0.0.1".into()],
+        ..IdLists::default()
+    };
     let c = ConfigLists::new(&deny, &allow);
     let s = MemStore::default();
     let l = Lookup::new(&s, &c, 0, true);
-    assert_eq!(l.find(ListKind::Deny, IdType::Username, "eve"), Some(Source::Config));
+    assert_eq!(
+        l.find(ListKind::Deny, IdType::Username, "eve"),
+        Some(Source::Config)
+    );
     assert_eq!(l.find(ListKind::Deny, IdType::Username, "Eve"), None);
-    assert_eq!(l.find(ListKind::Allow, IdType::Ip, "10.0.0.1"), Some(Source::Config));
+    assert_eq!(
+        l.find(ListKind::Allow, IdType::Ip, "10.0.0.1"),
+        Some(Source::Config)
+    );
     assert_eq!(l.find(ListKind::Deny, IdType::Ip, "10.0.0.1"), None);
     assert_eq!(c.len(ListKind::Deny, IdType::Username), 1);
 }
@@ -37,15 +53,42 @@ fn config_entries_are_found_with_their_source() {
 fn add_find_remove_dynamic_entries() {
     let s = MemStore::default();
     let c = ConfigLists::default();
-    assert_eq!(add(&s, ListKind::Deny, IdType::Username, entry("eve", Source::Admin, 0), 10), Ok(true));
-    assert_eq!(add(&s, ListKind::Deny, IdType::Username, entry("eve", Source::Admin, 0), 10), Ok(false));
+    assert_eq!(
+        add(
+            &s,
+            ListKind::Deny,
+            IdType::Username,
+            entry("eve", Source::Admin, 0),
+            10
+        ),
+        Ok(true)
+    );
+    assert_eq!(
+        add(
+            &s,
+            ListKind::Deny,
+            IdType::Username,
+            entry("eve", Source::Admin, 0),
+            10
+        ),
+        Ok(false)
+    );
     let l = Lookup::new(&s, &c, 10, true);
-    assert_eq!(l.find(ListKind::Deny, IdType::Username, "eve"), Some(Source::Admin));
+    assert_eq!(
+        l.find(ListKind::Deny, IdType::Username, "eve"),
+        Some(Source::Admin)
+    );
     assert_eq!(l.find(ListKind::Allow, IdType::Username, "eve"), None);
     assert_eq!(l.find(ListKind::Deny, IdType::Token, "eve"), None);
-    assert_eq!(dyn_entries(&s, ListKind::Deny, IdType::Username, 10).len(), 1);
+    assert_eq!(
+        dyn_entries(&s, ListKind::Deny, IdType::Username, 10).len(),
+        1
+    );
     assert_eq!(remove(&s, ListKind::Deny, IdType::Username, "eve"), Ok(()));
-    assert_eq!(remove(&s, ListKind::Deny, IdType::Username, "eve"), Err(UpdateError::NotFound));
+    assert_eq!(
+        remove(&s, ListKind::Deny, IdType::Username, "eve"),
+        Err(UpdateError::NotFound)
+    );
     let l = Lookup::new(&s, &c, 10, true);
     assert_eq!(l.find(ListKind::Deny, IdType::Username, "eve"), None);
     assert_eq!(Meta::load(&s).0.dyn_count[0][4], 0);
@@ -56,11 +99,21 @@ fn many_entries_share_buckets_and_all_are_found() {
     let s = MemStore::default();
     let c = ConfigLists::default();
     for i in 0..20_000 {
-        add(&s, ListKind::Deny, IdType::ApiKey, entry(&format!("key-{i}"), Source::Admin, 0), 0).unwrap();
+        add(
+            &s,
+            ListKind::Deny,
+            IdType::ApiKey,
+            entry(&format!("key-{i}"), Source::Admin, 0),
+            0,
+        )
+        .unwrap();
     }
     let l = Lookup::new(&s, &c, 0, true);
     for i in (0..20_000).step_by(997) {
-        assert_eq!(l.find(ListKind::Deny, IdType::ApiKey, &format!("key-{i}")), Some(Source::Admin));
+        assert_eq!(
+            l.find(ListKind::Deny, IdType::ApiKey, &format!("key-{i}")),
+            Some(Source::Admin)
+        );
     }
     assert_eq!(l.find(ListKind::Deny, IdType::ApiKey, "key-20000"), None);
     assert_eq!(Meta::load(&s).0.dyn_count[0][2], 20_000);
@@ -70,9 +123,22 @@ fn many_entries_share_buckets_and_all_are_found() {
 fn ttl_expires_entries_and_expired_ones_are_dropped_on_update() {
     let s = MemStore::default();
     let c = ConfigLists::default();
-    add(&s, ListKind::Deny, IdType::Ip, entry("192.0.2.1", Source::Detected, 50), 10).unwrap();
-    assert_eq!(Lookup::new(&s, &c, 49, true).find(ListKind::Deny, IdType::Ip, "192.0.2.1"), Some(Source::Detected));
-    assert_eq!(Lookup::new(&s, &c, 50, true).find(ListKind::Deny, IdType::Ip, "192.0.2.1"), None);
+    add(
+        &s,
+        ListKind::Deny,
+        IdType::Ip,
+        entry("192.0.2.1", Source::Detected, 50),
+        10,
+    )
+    .unwrap();
+    assert_eq!(
+        Lookup::new(&s, &c, 49, true).find(ListKind::Deny, IdType::Ip, "192.0.2.1"),
+        Some(Source::Detected)
+    );
+    assert_eq!(
+        Lookup::new(&s, &c, 50, true).find(ListKind::Deny, IdType::Ip, "192.0.2.1"),
+        None
+    );
     assert!(dyn_entries(&s, ListKind::Deny, IdType::Ip, 60).is_empty());
 }
 
@@ -80,39 +146,96 @@ fn ttl_expires_entries_and_expired_ones_are_dropped_on_update() {
 fn detected_entries_stop_counting_when_detection_is_off() {
     let s = MemStore::default();
     let c = ConfigLists::default();
-    add(&s, ListKind::Deny, IdType::Ip, entry("192.0.2.1", Source::Detected, 0), 0).unwrap();
-    assert_eq!(Lookup::new(&s, &c, 0, false).find(ListKind::Deny, IdType::Ip, "192.0.2.1"), None);
-    assert!(Lookup::new(&s, &c, 0, true).find(ListKind::Deny, IdType::Ip, "192.0.2.1").is_some());
+    add(
+        &s,
+        ListKind::Deny,
+        IdType::Ip,
+        entry("192.0.2.1", Source::Detected, 0),
+        0,
+    )
+    .unwrap();
+    assert_eq!(
+        Lookup::new(&s, &c, 0, false).find(ListKind::Deny, IdType::Ip, "192.0.2.1"),
+        None
+    );
+    assert!(Lookup::new(&s, &c, 0, true)
+        .find(ListKind::Deny, IdType::Ip, "192.0.2.1")
+        .is_some());
 }
 
 #[test]
 fn values_are_checked_and_ips_canonicalized() {
     let s = MemStore::default();
-    assert!(matches!(add(&s, ListKind::Deny, IdType::Ip, entry("not-an-ip", Source::Admin, 0), 0), Err(UpdateError::BadValue(_))));
-    assert!(matches!(add(&s, ListKind::Deny, IdType::Username, entry("", Source::Admin, 0), 0), Err(UpdateError::BadValue(_))));
-    add(&s, ListKind::Deny, IdType::Ip, entry("2001:DB8:0:0::1", Source::Admin, 0), 0).unwrap();
+    assert!(matches!(
+        add(
+            &s,
+            ListKind::Deny,
+            IdType::Ip,
+            entry("not-an-ip", Source::Admin, 0),
+            0
+        ),
+        Err(UpdateError::BadValue(_))
+    ));
+    assert!(matches!(
+        add(
+            &s,
+            ListKind::Deny,
+            IdType::Username,
+            entry("", Source::Admin, 0),
+            0
+        ),
+        Err(UpdateError::BadValue(_))
+    ));
+    add(
+        &s,
+        ListKind::Deny,
+        IdType::Ip,
+        entry("2001:DB8:0:0::1", Source::Admin, 0),
+        0,
+    )
+    .unwrap();
     let c = ConfigLists::default();
-    assert!(Lookup::new(&s, &c, 0, true).find(ListKind::Deny, IdType::Ip, "2001:db8::1").is_some());
+    assert!(Lookup::new(&s, &c, 0, true)
+        .find(ListKind::Deny, IdType::Ip, "2001:db8::1")
+        .is_some());
 }
 
 #[test]
 fn feed_replacement_is_atomic_and_removes_entries_gone_from_the_feed() {
     let s = MemStore::default();
     let c = ConfigLists::default();
-    let (f1, skipped) = Feed::parse(br#"{"ip": ["192.0.2.7", "bad"], "username": ["mallory", "trudy"], "extra": 1}"#).unwrap();
+    let (f1, skipped) = Feed::parse(
+        br#"{"ip": ["192.0.2.7", "bad"], "username": ["mallory", "trudy"], "extra": 1}"#,
+    )
+    .unwrap();
     assert_eq!(skipped, 1);
     assert_eq!(replace_feed(&s, &f1), Ok(1));
     let l = Lookup::new(&s, &c, 0, true);
-    assert_eq!(l.find(ListKind::Deny, IdType::Ip, "192.0.2.7"), Some(Source::AttackList));
-    assert_eq!(l.find(ListKind::Deny, IdType::Username, "trudy"), Some(Source::AttackList));
+    assert_eq!(
+        l.find(ListKind::Deny, IdType::Ip, "192.0.2.7"),
+        Some(Source::AttackList)
+    );
+    assert_eq!(
+        l.find(ListKind::Deny, IdType::Username, "trudy"),
+        Some(Source::AttackList)
+    );
     let (f2, _) = Feed::parse(br#"{"username": ["trudy"]}"#).unwrap();
     assert_eq!(replace_feed(&s, &f2), Ok(2));
     let l = Lookup::new(&s, &c, 0, true);
     assert_eq!(l.find(ListKind::Deny, IdType::Ip, "192.0.2.7"), None);
     assert_eq!(l.find(ListKind::Deny, IdType::Username, "mallory"), None);
-    assert_eq!(l.find(ListKind::Deny, IdType::Username, "trudy"), Some(Source::AttackList));
+    assert_eq!(
+        l.find(ListKind::Deny, IdType::Username, "trudy"),
+        Some(Source::AttackList)
+    );
     // The slot generation 1 used is cleared.
-    let stale: usize = (0..16).map(|b| s.get(&feed_key(1, IdType::Username, b)).0.map_or(0, |v| v.len())).sum();
+    let stale: usize = (0..16)
+        .map(|b| {
+            s.get(&feed_key(1, IdType::Username, b))
+                .0
+                .map_or(0, |v| v.len())
+        })
+        .sum();
     assert_eq!(stale, 0);
     assert_eq!(feed_entries(&s, IdType::Username, 10).len(), 1);
 }
@@ -122,7 +245,8 @@ fn bad_feeds_are_errors() {
     assert!(Feed::parse(b"garbage").is_err());
     assert!(Feed::parse(b"[1,2]").is_err());
     assert!(Feed::parse(br#"{"ip": "1.2.3.4"}"#).is_err());
-    let (f, skipped) = Feed::parse(br#"{"token": [1, null, "t1", "t1", {"value": "t2"}]}"#).unwrap();
+    let (f, skipped) =
+        Feed::parse(br#"{"token": [1, null, "t1", "t1", {"value": "t2"}]}"#).unwrap();
     assert_eq!(f.values[1], vec!["t1".to_string(), "t2".to_string()]);
     assert_eq!(skipped, 2);
 }
@@ -139,9 +263,20 @@ fn large_feed_lookups_touch_one_small_bucket() {
     let nb = m.feed_buckets[4];
     assert!(nb >= 8192, "{nb}");
     let l = Lookup::new(&s, &c, 0, true);
-    assert!(l.find(ListKind::Deny, IdType::Username, "user-99999").is_some());
-    assert!(l.find(ListKind::Deny, IdType::Username, "user-100000").is_none());
-    let biggest = (0..nb).map(|b| s.get(&feed_key(1, IdType::Username, b)).0.map_or(0, |v| v.len())).max().unwrap();
+    assert!(l
+        .find(ListKind::Deny, IdType::Username, "user-99999")
+        .is_some());
+    assert!(l
+        .find(ListKind::Deny, IdType::Username, "user-100000")
+        .is_none());
+    let biggest = (0..nb)
+        .map(|b| {
+            s.get(&feed_key(1, IdType::Username, b))
+                .0
+                .map_or(0, |v| v.len())
+        })
+        .max()
+        .unwrap();
     assert!(biggest < 4096, "largest bucket {biggest} bytes");
 }
 
@@ -149,7 +284,11 @@ fn large_feed_lookups_touch_one_small_bucket() {
 fn corrupt_buckets_and_meta_never_panic() {
     let s = MemStore::default();
     s.set("aw:meta", b"\x01\x00", None);
-    s.set(&dyn_key(ListKind::Deny, IdType::Username, 0), &[0xff; 13], None);
+    s.set(
+        &dyn_key(ListKind::Deny, IdType::Username, 0),
+        &[0xff; 13],
+        None,
+    );
     let c = ConfigLists::default();
     let l = Lookup::new(&s, &c, 0, true);
     assert_eq!(l.find(ListKind::Deny, IdType::Username, "x"), None);
@@ -179,9 +318,23 @@ fn first_write_race_is_repaired() {
             ok
         }
     }
-    let s = Racy { inner: MemStore::default(), raced: std::cell::Cell::new(false) };
-    let key = dyn_key(ListKind::Deny, IdType::Username, bucket_of(fnv1a(b"eve"), DYN_BUCKETS));
-    add(&s, ListKind::Deny, IdType::Username, entry("eve", Source::Admin, 0), 0).unwrap();
+    let s = Racy {
+        inner: MemStore::default(),
+        raced: std::cell::Cell::new(false),
+    };
+    let key = dyn_key(
+        ListKind::Deny,
+        IdType::Username,
+        bucket_of(fnv1a(b"eve"), DYN_BUCKETS),
+    );
+    add(
+        &s,
+        ListKind::Deny,
+        IdType::Username,
+        entry("eve", Source::Admin, 0),
+        0,
+    )
+    .unwrap();
     let stored = decode_bucket(&s.get(&key).0.unwrap());
     assert!(stored.iter().any(|e| e.value == "eve"), "{stored:?}");
 }

@@ -30,7 +30,11 @@ pub fn envoy_bin() -> PathBuf {
 /// The built filter.
 pub fn wasm_path() -> PathBuf {
     let p = root().join("target/wasm32-wasip1/release/api_warden.wasm");
-    assert!(p.exists(), "{} missing: run `make build` first", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: run `make build` first",
+        p.display()
+    );
     p
 }
 
@@ -68,7 +72,12 @@ pub struct Opts {
 
 impl Default for Opts {
     fn default() -> Self {
-        Opts { concurrency: 1, extra_clusters: String::new(), ipv6: false, h2c: false }
+        Opts {
+            concurrency: 1,
+            extra_clusters: String::new(),
+            ipv6: false,
+            h2c: false,
+        }
     }
 }
 
@@ -340,7 +349,11 @@ impl Drop for Envoy {
     fn drop(&mut self) {
         self.stop();
         if std::thread::panicking() {
-            eprintln!("--- envoy log ({}) ---\n{}", self.envoy_log.display(), self.log());
+            eprintln!(
+                "--- envoy log ({}) ---\n{}",
+                self.envoy_log.display(),
+                self.log()
+            );
             eprintln!(
                 "--- access log ---\n{}",
                 std::fs::read_to_string(&self.access_log).unwrap_or_default()
@@ -470,5 +483,154 @@ pub fn raw_request(addr: &str, raw: &[u8]) -> std::io::Result<Response> {
             let _ = r.read_to_end(&mut body);
         }
     }
-    Ok(Response { status, headers, body })
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// A request a [`TestServer`] received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+type Handler = dyn Fn(&Received) -> (u16, Vec<u8>) + Send + Sync;
+
+/// A small HTTP/1.1 server on a free loopback port standing in for the analytics engine (attack
+/// list, collector). The handler can be swapped while it runs; every request is recorded.
+pub struct TestServer {
+    pub port: u16,
+    pub received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    handler: std::sync::Arc<std::sync::Mutex<Box<Handler>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl TestServer {
+    /// Start serving with `handler`.
+    pub fn start(
+        handler: impl Fn(&Received) -> (u16, Vec<u8>) + Send + Sync + 'static,
+    ) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let handler: std::sync::Arc<std::sync::Mutex<Box<Handler>>> =
+            std::sync::Arc::new(std::sync::Mutex::new(Box::new(handler)));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (r, h, s) = (received.clone(), handler.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let (r, h) = (r.clone(), h.clone());
+                        std::thread::spawn(move || serve(stream, r, h));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        TestServer {
+            port,
+            received,
+            handler,
+            stop,
+        }
+    }
+
+    /// Replace the handler.
+    pub fn set(&self, handler: impl Fn(&Received) -> (u16, Vec<u8>) + Send + Sync + 'static) {
+        *self.handler.lock().unwrap() = Box::new(handler);
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// A STATIC cluster named `name` pointing at this server (for [`Opts::extra_clusters`]).
+    pub fn cluster(&self, name: &str) -> String {
+        cluster_yaml(name, self.port)
+    }
+}
+
+/// A STATIC cluster YAML item for `127.0.0.1:port`.
+pub fn cluster_yaml(name: &str, port: u16) -> String {
+    format!(
+        "  - name: {name}\n    type: STATIC\n    connect_timeout: 1s\n    load_assignment:\n      cluster_name: {name}\n      endpoints:\n      - lb_endpoints:\n        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }}\n"
+    )
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    handler: std::sync::Arc<std::sync::Mutex<Box<Handler>>>,
+) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut w = match stream.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    let mut r = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_string();
+        let path = parts.next().unwrap_or("").to_string();
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+            }
+        }
+        let len = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        if r.read_exact(&mut body).is_err() {
+            return;
+        }
+        let req = Received {
+            method,
+            path,
+            headers,
+            body,
+        };
+        received.lock().unwrap().push(req.clone());
+        let (status, out) = (handler.lock().unwrap())(&req);
+        let head = format!(
+            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            out.len()
+        );
+        if w.write_all(head.as_bytes())
+            .and_then(|_| w.write_all(&out))
+            .is_err()
+        {
+            return;
+        }
+    }
 }

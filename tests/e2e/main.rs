@@ -1,6 +1,11 @@
 //! End-to-end tests: the real Envoy with the built api_warden.wasm (run `make test-e2e`).
 #![cfg(not(target_arch = "wasm32"))]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod harness;
 mod skeleton;

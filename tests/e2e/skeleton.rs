@@ -8,7 +8,10 @@ use crate::harness::{Envoy, Opts};
 #[test]
 fn requests_pass_and_the_record_reaches_the_access_log() {
     let envoy = Envoy::start("{}");
-    let r = envoy.get("/hello?x=1", &[("host", "shop.example.com"), ("user-agent", "e2e")]);
+    let r = envoy.get(
+        "/hello?x=1",
+        &[("host", "shop.example.com"), ("user-agent", "e2e")],
+    );
     assert_eq!(r.status, 200, "body: {}", r.body_text());
     assert_eq!(r.body_text(), "upstream ok");
     let line = envoy.record(1);

@@ -1,0 +1,174 @@
+//! The request pipeline: configuration loaded into a [`Runtime`], then per request match → identify
+//! → decide → (detected attack) → what the adapter must do. Data in, decision out; shared data
+//! only through [`Store`]. No host calls.
+
+use crate::admin::{self, AdminRequest, Reply};
+use crate::config::{self, Compiled};
+use crate::decision::{self, Decision, Verdict};
+use crate::error::Result;
+use crate::identity::{self, IdType, Identity};
+use crate::lists::{self, ConfigLists, Entry, ListKind, Lookup, Source, Store};
+use crate::record::MatchInfo;
+use crate::request::RequestView;
+use crate::services::Services;
+
+/// Everything loaded from one plugin configuration; immutable and shared by every HTTP context.
+#[derive(Debug)]
+pub struct Runtime {
+    pub config: Compiled,
+    pub services: Services,
+    pub config_lists: ConfigLists,
+}
+
+impl Runtime {
+    /// Parse, validate and compile a plugin configuration.
+    pub fn load(bytes: &[u8]) -> Result<Runtime> {
+        let config = config::parse(bytes)?;
+        let services = Services::parse(&config.extra)?;
+        let config_lists = ConfigLists::new(&config.deny_list, &config.allow_list);
+        Ok(Runtime {
+            config,
+            services,
+            config_lists,
+        })
+    }
+}
+
+/// What the adapter must do after the request headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Forward the request.
+    Continue,
+    /// Answer locally (blocked client, or an admin reply).
+    Reply {
+        status: u32,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    /// An admin request with a body: call [`admin_body`] once the body is complete.
+    AwaitAdminBody,
+}
+
+/// What the pipeline learned about a request (kept by the HTTP context for the record).
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub api: Option<MatchInfo>,
+    pub identity: Identity,
+    pub decision: Option<Decision>,
+    pub admin: bool,
+}
+
+/// Handle the request headers at `now_ms` (Unix milliseconds).
+pub fn on_request_headers(
+    rt: &Runtime,
+    req: &RequestView,
+    end_of_stream: bool,
+    store: &impl Store,
+    now_ms: u64,
+) -> (Outcome, Step) {
+    let now_s = now_ms / 1000;
+    let cfg = &rt.config;
+    if let Some(a) = &rt.services.admin {
+        let norm = crate::router::normalize_path(&req.path);
+        if admin::is_admin_path(a, &norm) {
+            let out = Outcome {
+                identity: identity::identify(req, None, &cfg.ase, now_s as i64),
+                admin: true,
+                ..Outcome::default()
+            };
+            if end_of_stream {
+                return (out, admin_step(admin_body(rt, req, b"", store, now_ms)));
+            }
+            return (out, Step::AwaitAdminBody);
+        }
+    }
+    let m = cfg.match_api(&req.authority, &req.path);
+    let api = m.as_ref().map(|m| m.api);
+    let identity = identity::identify(req, api, &cfg.ase, now_s as i64);
+    let lookup = Lookup::new(
+        store,
+        &rt.config_lists,
+        now_s,
+        cfg.ase.enable_ase_detected_attack,
+    );
+    let decision = decision::decide(api, &cfg.ase, &identity.client, &lookup);
+    if let Some(ip) = &decision.detect_ip {
+        let ttl = cfg.ase.detected_attack_ttl_s;
+        let entry = Entry {
+            value: ip.clone(),
+            source: Source::Detected,
+            expires_at: if ttl == 0 {
+                0
+            } else {
+                now_s.saturating_add(ttl)
+            },
+        };
+        if let Err(e) = lists::add(store, ListKind::Deny, IdType::Ip, entry, now_s) {
+            log::warn!("api-warden: recording detected attack from {ip} failed: {e}");
+        }
+    }
+    let step = if decision.verdict == Verdict::Block {
+        let b = &cfg.ase.block_response;
+        Step::Reply {
+            status: b.status,
+            headers: b.headers.clone(),
+            body: b.body.clone(),
+        }
+    } else {
+        Step::Continue
+    };
+    let out = Outcome {
+        api: m.map(|m| MatchInfo {
+            name: m.api.name.clone(),
+            base_path: m.base_path.to_string(),
+            trailing_path: m.trailing_path,
+        }),
+        identity,
+        decision: Some(decision),
+        admin: false,
+    };
+    (out, step)
+}
+
+/// Answer an admin request whose body is complete.
+pub fn admin_body(
+    rt: &Runtime,
+    req: &RequestView,
+    body: &[u8],
+    store: &impl Store,
+    now_ms: u64,
+) -> Reply {
+    let Some(a) = &rt.services.admin else {
+        return Reply {
+            status: 404,
+            body: String::new(),
+        };
+    };
+    if body.len() > admin::MAX_BODY {
+        return Reply {
+            status: 413,
+            body: r#"{"error":"body too large"}"#.into(),
+        };
+    }
+    let norm = crate::router::normalize_path(&req.path);
+    let ar = AdminRequest {
+        method: &req.method,
+        path: &norm,
+        raw_path: &req.path,
+        key: req.header(admin::KEY_HEADER),
+        body,
+    };
+    admin::handle(a, &ar, store, &rt.config_lists, now_ms / 1000)
+}
+
+/// An admin reply as a pipeline step.
+pub fn admin_step(r: Reply) -> Step {
+    Step::Reply {
+        status: r.status,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: r.body,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,7 @@
+//! Tests of record.
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+#[allow(unused_imports)]
+use super::*;
