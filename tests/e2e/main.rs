@@ -9,3 +9,9 @@
 
 mod harness;
 mod skeleton;
+mod config;
+mod identity;
+mod enforcement;
+mod admin;
+mod attack_list;
+mod records;

@@ -1,0 +1,1 @@
+//! End-to-end tests: enforcement (placeholder, being written).

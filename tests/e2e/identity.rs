@@ -1,0 +1,1 @@
+//! End-to-end tests: identity (placeholder, being written).
