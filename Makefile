@@ -10,7 +10,7 @@ WB_VERSION    := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"/,"",$$
 CARGO_BIN     := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 export ENVOY
 
-.PHONY: help build run test test-unit test-wasm test-e2e validate lint bench fuzz soak envoy toolchain wasm-runner clean
+.PHONY: help build run test test-unit test-wasm test-e2e validate lint bench bench-floor wrk fuzz soak envoy toolchain wasm-runner clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -58,6 +58,15 @@ lint: toolchain ## rustfmt check and clippy (native and wasm target) with warnin
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --release --target wasm32-wasip1 --lib -- -D warnings
+
+wrk: ## install wrk (Debian package) if missing
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+
+bench-floor: toolchain ## build the pass-through wasm filter used as the benchmark floor
+	cargo build --release --target wasm32-wasip1 --manifest-path bench/floor/Cargo.toml
+
+bench: build bench-floor envoy wrk ## benchmark A envoy / B wasm floor / C api-warden / D blocking; writes bench/results.md
+	python3 bench/run.py $(BENCH_ARGS)
 
 clean: ## remove build output
 	cargo clean

@@ -1,0 +1,459 @@
+#!/usr/bin/env python3
+"""api-warden benchmark (`make bench`).
+
+Runs four Envoy configurations, each a separate Envoy process with --concurrency 1, interleaved
+A B C D A B C D ... and driven by the same wrk load on loopback:
+
+  A  envoy         the same listener and direct_response route, no wasm filter (the ceiling)
+  B  wasm floor    a pass-through proxy-wasm filter (bench/floor): what any wasm filter costs
+  C  api-warden    10 APIs, Bearer JWT + API key + cookie on every request, deny lists of N entries
+                   per identifier type loaded through the attack-list feed, an allow list, the
+                   record in a JSON access log, export to a local collector
+  D  blocking      as C, but every request hits a deny entry (local 403)
+
+Figures per configuration: requests/s, latency p50/p99 (wrk --latency), Envoy CPU time per request
+(from /proc/<pid>/stat over the run / requests served), Envoy RSS after loading the lists. Medians
+over the rounds; ratios C/A and C/B of CPU per request. Then a sweep of C's CPU per request with
+0, 1k, 100k and 1M entries per type, and the native micro-benchmark of the pure pipeline.
+Writes bench/results.md. Standard library only.
+"""
+
+import argparse
+import base64
+import datetime
+import http.server
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENVOY = os.environ.get("ENVOY") or os.path.join(ROOT, ".venv/bin/envoy")
+WASM = os.path.join(ROOT, "target/wasm32-wasip1/release/api_warden.wasm")
+FLOOR = os.path.join(ROOT, "bench/floor/target/wasm32-wasip1/release/wasm_floor.wasm")
+OUT = os.path.join(ROOT, "bench/out")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+TYPES = ["ip", "token", "api_key", "cookie", "username"]
+
+
+def b64url(obj):
+    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+
+JWT = ".".join([
+    b64url({"alg": "HS256", "typ": "JWT"}),
+    b64url({"sub": "alice", "username": "alice", "client_id": "app-1", "iss": "https://idp.example",
+            "aud": "shop", "scope": "read write", "iat": 1700000000, "exp": 4100000000}),
+    "c2lnbmF0dXJl",
+])
+REQUEST_PATH = "/api3/items?id=1"
+REQUEST_HEADERS = {
+    "Authorization": "Bearer " + JWT,
+    "x-api-key": "key-live-123",
+    "Cookie": "session=sess-abc; theme=dark",
+    "User-Agent": "wrk",
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A threaded HTTP server: the attack-list feed (GET) and the analytics collector (POST)."""
+
+    def __init__(self):
+        self.feed = b"{}"
+        self.records = 0
+        self.lock = threading.Lock()
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                body = outer.feed
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                n = int(self.headers.get("content-length", "0"))
+                data = self.rfile.read(n)
+                with outer.lock:
+                    outer.records += data.count(b'"action"')
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def set_feed(self, n):
+        """Build a feed with n entries per type; none of them matches the benchmark request."""
+        feed = {
+            "ip": ["10.%d.%d.%d" % ((i >> 16) & 255, (i >> 8) & 255, i & 255) for i in range(n)],
+            "token": ["tok-%d" % i for i in range(n)],
+            "api_key": ["key-%d" % i for i in range(n)],
+            "cookie": ["sess-%d" % i for i in range(n)],
+            "username": ["user-%d" % i for i in range(n)],
+        }
+        self.feed = json.dumps(feed, separators=(",", ":")).encode()
+
+
+def plugin_config(kind, feed_port, collector):
+    apis = []
+    for i in range(10):
+        apis.append({"name": "api%d" % i, "api_metadata": {
+            "protocol": "http", "url": "/api%d" % i, "hostname": "*", "cookie": "session",
+            "cookie_idle_timeout": "200m", "logout_api_enabled": False,
+            "cookie_persistence_enabled": False, "oauth2_access_token": True,
+            "is_token_mandatory": False, "apikey_qs": "", "apikey_header": "x-api-key",
+            "login_url": "", "enable_blocking": True, "api_mapping": {"internal_url": ""},
+            "username_header": "",
+            "jwt": {"location": "h:authorization:bearer", "username": "username", "clientid": "client_id"},
+        }})
+    cfg = {
+        "ase": {"enable_firewall": True, "enable_ase_detected_attack": True},
+        "apis": apis,
+        "deny_list": {"username": ["alice"] if kind == "D" else ["mallory"]},
+        "allow_list": {"ip": ["192.0.2.10"]},
+        "attack_list": {"cluster": "abs", "path": "/attacks", "interval_s": 3600, "timeout_ms": 60000,
+                        "max_body_bytes": 1 << 30},
+        "analytics": {"cluster": "collector", "path": "/records", "batch_size": 100,
+                      "flush_interval_ms": 1000, "max_buffered": 10000},
+    }
+    return json.dumps(cfg)
+
+
+def bootstrap(kind, port, admin, feed_port, log_path):
+    if kind == "A":
+        filters = ""
+        log_format = 'json_format: {status: "%RESPONSE_CODE%", path: "%REQ(:PATH)%", start: "%START_TIME%"}'
+    elif kind == "B":
+        filters = wasm_filter("floor", FLOOR, "")
+        log_format = 'json_format: {status: "%RESPONSE_CODE%", path: "%REQ(:PATH)%", start: "%START_TIME%"}'
+    else:
+        filters = wasm_filter("api_warden", WASM, plugin_config(kind, feed_port, None))
+        log_format = 'text_format_source: {inline_string: "%FILTER_STATE(wasm.api_warden.record:PLAIN)%\\n"}'
+    return f"""
+admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
+static_resources:
+  listeners:
+  - name: main
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: main
+          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: {log_path}
+              log_format: {{ {log_format} }}
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: "/" }}
+                direct_response: {{ status: 200, body: {{ inline_string: "ok" }} }}
+          http_filters:
+{filters}          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: abs
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: abs
+      endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {feed_port} }} }} }} }}] }}]
+  - name: collector
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: collector
+      endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {feed_port} }} }} }} }}] }}]
+"""
+
+
+def wasm_filter(name, path, config):
+    return f"""          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: {name}
+                root_id: {name}
+                vm_config:
+                  vm_id: {name}
+                  runtime: envoy.wasm.runtime.v8
+                  code: {{ local: {{ filename: {path} }} }}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: {json.dumps(config)}
+"""
+
+
+def http_get(port, path, timeout=2):
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=timeout) as r:
+        return r.status, r.read().decode()
+
+
+def stat_value(admin, name):
+    try:
+        _, text = http_get(admin, "/stats?filter=" + name)
+    except OSError:
+        return 0
+    m = re.search(re.escape(name) + r": (\d+)", text)
+    return int(m.group(1)) if m else 0
+
+
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Envoy:
+    def __init__(self, kind, server, entries, tag):
+        self.port, self.admin = free_port(), free_port()
+        os.makedirs(OUT, exist_ok=True)
+        self.dir = os.path.join(OUT, tag)
+        os.makedirs(self.dir, exist_ok=True)
+        cfg = os.path.join(self.dir, "envoy.yaml")
+        with open(cfg, "w") as f:
+            f.write(bootstrap(kind, self.port, self.admin, server.port, os.path.join(self.dir, "access.log")))
+        self.log = open(os.path.join(self.dir, "envoy.log"), "w")
+        self.proc = subprocess.Popen(
+            [ENVOY, "-c", cfg, "--concurrency", "1", "--disable-hot-restart", "--log-level", "warn"],
+            stdout=subprocess.DEVNULL, stderr=self.log)
+        deadline = time.time() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError("envoy %s exited; see %s" % (tag, self.log.name))
+            try:
+                if http_get(self.admin, "/ready")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                self.stop()
+                raise RuntimeError("envoy %s not ready" % tag)
+            time.sleep(0.1)
+        self.load_seconds = 0.0
+        if kind in "CD":
+            t0 = time.time()
+            deadline = t0 + 600
+            while stat_value(self.admin, "wasmcustom.api_warden.attack_list.polls_ok") < 1:
+                if stat_value(self.admin, "wasmcustom.api_warden.attack_list.polls_failed") > 0:
+                    raise RuntimeError("attack-list load failed; see %s" % self.log.name)
+                if time.time() > deadline:
+                    raise RuntimeError("attack list not loaded after 600 s")
+                time.sleep(0.2)
+            self.load_seconds = time.time() - t0
+        self.rss_kib = rss_kib(self.proc.pid)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def wrk(port, seconds, connections):
+    cmd = ["wrk", "-t1", "-c%d" % connections, "-d%ds" % seconds, "--latency"]
+    for k, v in REQUEST_HEADERS.items():
+        cmd += ["-H", "%s: %s" % (k, v)]
+    cmd.append("http://127.0.0.1:%d%s" % (port, REQUEST_PATH))
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+
+    def lat(p):
+        m = re.search(r"^\s*%s%%\s+([\d.]+)(us|ms|s)\s*$" % p, out, re.M)
+        if not m:
+            return float("nan")
+        return float(m.group(1)) * {"us": 1, "ms": 1000, "s": 1e6}[m.group(2)]
+
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "requests": requests,
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_us": lat("50"),
+        "p99_us": lat("99"),
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+    }
+
+
+def measure(kind, server, entries, seconds, connections, tag):
+    e = Envoy(kind, server, entries, tag)
+    try:
+        wrk(e.port, 1, connections)  # warm-up
+        t0 = cpu_ticks(e.proc.pid)
+        r = wrk(e.port, seconds, connections)
+        t1 = cpu_ticks(e.proc.pid)
+        r["cpu_us_per_req"] = (t1 - t0) / CLK_TCK / max(r["requests"], 1) * 1e6
+        r["rss_mib"] = e.rss_kib / 1024
+        r["load_s"] = e.load_seconds
+        if kind == "D" and r["non2xx"] < r["requests"] * 0.99:
+            raise RuntimeError("D: expected every request blocked, got %d non-2xx of %d" % (r["non2xx"], r["requests"]))
+        if kind != "D" and r["non2xx"] > 0:
+            raise RuntimeError("%s: %d unexpected non-2xx responses" % (kind, r["non2xx"]))
+        return r
+    finally:
+        e.stop()
+        shutil.rmtree(e.dir, ignore_errors=True)
+
+
+def median(rows, key):
+    return statistics.median(r[key] for r in rows)
+
+
+def micro_bench():
+    out = subprocess.run(["cargo", "bench", "--quiet", "--bench", "pipeline"], cwd=ROOT,
+                         capture_output=True, text=True)
+    return out.stdout.strip() or out.stderr.strip()[-2000:]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=8)
+    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--entries", type=int, default=1_000_000, help="deny entries per identifier type for C and D")
+    ap.add_argument("--sweep", default="0,1000,100000,1000000")
+    ap.add_argument("--no-sweep", action="store_true")
+    args = ap.parse_args()
+
+    for p in (ENVOY, WASM, FLOOR):
+        if not os.path.exists(p):
+            sys.exit("missing %s (run through `make bench`)" % p)
+    server = Server()
+    print("building the attack-list feed: %d entries per type ..." % args.entries, flush=True)
+    server.set_feed(args.entries)
+    results = {k: [] for k in "ABCD"}
+    for rnd in range(args.rounds):
+        for kind in "ABCD":
+            r = measure(kind, server, args.entries, args.seconds, args.connections, "%s%d" % (kind, rnd))
+            results[kind].append(r)
+            print("round %d %s: %8.0f req/s  p50 %6.0f us  p99 %6.0f us  cpu %6.1f us/req  rss %6.0f MiB"
+                  % (rnd + 1, kind, r["rps"], r["p50_us"], r["p99_us"], r["cpu_us_per_req"], r["rss_mib"]),
+                  flush=True)
+
+    sweep = []
+    if not args.no_sweep:
+        for n in [int(x) for x in args.sweep.split(",")]:
+            server.set_feed(n)
+            rows = [measure("C", server, n, args.seconds, args.connections, "sweep%d_%d" % (n, i))
+                    for i in range(max(1, args.rounds - 1))]
+            sweep.append((n, median(rows, "cpu_us_per_req"), median(rows, "rss_mib"), median(rows, "load_s")))
+            print("sweep %8d entries/type: cpu %6.1f us/req  rss %6.0f MiB  load %.1f s"
+                  % (n, sweep[-1][1], sweep[-1][2], sweep[-1][3]), flush=True)
+
+    micro = micro_bench()
+    print(micro)
+
+    names = {"A": "A envoy (no wasm)", "B": "B wasm floor", "C": "C api-warden", "D": "D api-warden blocking"}
+    cpu = {k: median(v, "cpu_us_per_req") for k, v in results.items()}
+    lines = [
+        "# api-warden benchmark results", "",
+        "- date: %s" % datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "- machine: %s, %d cores, %s" % (platform.machine(), os.cpu_count(), cpu_model()),
+        "- envoy: %s" % envoy_version(),
+        "- load: wrk -t1 -c%d, %d s per run, %d rounds interleaved A B C D, Envoy --concurrency 1, loopback"
+        % (args.connections, args.seconds, args.rounds),
+        "- C/D: 10 APIs, Bearer JWT + API key + cookie, %d deny entries per type (x5) from the attack-list feed, "
+        "allow list, record in JSON access log, export to a local collector" % args.entries,
+        "",
+        "| configuration | req/s | p50 µs | p99 µs | Envoy CPU µs/req | RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for k in "ABCD":
+        rows = results[k]
+        lines.append("| %s | %.0f | %.0f | %.0f | %.1f | %.0f |" % (
+            names[k], median(rows, "rps"), median(rows, "p50_us"), median(rows, "p99_us"), cpu[k],
+            median(rows, "rss_mib")))
+    added_b = cpu["B"] - cpu["A"]
+    added_c = cpu["C"] - cpu["B"]
+    lines += [
+        "",
+        "Ratios of CPU per request (medians, same run): **C/A = %.2f**, **C/B = %.2f**, D/A = %.2f."
+        % (cpu["C"] / cpu["A"], cpu["C"] / cpu["B"], cpu["D"] / cpu["A"]),
+        "",
+        "Budget: C's added CPU over B (%.1f µs) ≤ half of B's added CPU over A (%.1f µs / 2 = %.1f µs): **%s**."
+        % (added_c, added_b, added_b / 2, "met" if added_c <= added_b / 2 else "missed"),
+    ]
+    if sweep:
+        base = sweep[0][1]
+        lines += ["", "Scaling sweep (configuration C):", "",
+                  "| deny entries per type | CPU µs/req | vs 0 entries | RSS MiB | feed load s |",
+                  "|---:|---:|---:|---:|---:|"]
+        for n, c, rss, load in sweep:
+            lines.append("| %d | %.1f | %+.1f%% | %.0f | %.1f |" % (n, c, (c / base - 1) * 100, rss, load))
+        flat = max(abs(c / base - 1) for _, c, _, _ in sweep) <= 0.10
+        lines.append("")
+        lines.append("Budget: flat within 10%% from 0 to %d entries: **%s**." % (sweep[-1][0], "met" if flat else "missed"))
+        if len(sweep) > 1 and sweep[-1][0] > 0:
+            per_entry = (sweep[-1][2] - sweep[0][2]) * 1024 * 1024 / (5 * sweep[-1][0])
+            lines.append("Memory: %.0f bytes per deny entry (RSS growth / (5 × %d)); budget 150: **%s**."
+                         % (per_entry, sweep[-1][0], "met" if per_entry <= 150 else "missed"))
+    lines += ["", "Native micro-benchmark of the pure pipeline (identification + decision + record):", "",
+              "```", micro, "```", "",
+              "Reproduce: `make bench` (options: `python3 bench/run.py --help`)."]
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(ROOT, "bench/results.md"), "w") as f:
+        f.write(text)
+    print()
+    print(text)
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def envoy_version():
+    out = subprocess.run([ENVOY, "--version"], capture_output=True, text=True).stdout
+    m = re.search(r"version: (\S+)", out)
+    return m.group(1) if m else out.strip()
+
+
+if __name__ == "__main__":
+    main()
