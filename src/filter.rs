@@ -23,7 +23,7 @@ use crate::request::RequestView;
 use crate::stats::{self, Counter};
 
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Trace);
+    proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
         Box::new(Root::new(context_id))
     });
@@ -258,6 +258,7 @@ impl Context for Root {
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _size: usize) -> bool {
+        host::follow_host_log_level();
         self.stats = Rc::new(Stats::new());
         true
     }
@@ -385,12 +386,14 @@ impl HttpContext for Http {
         );
         let (outcome, step) =
             pipeline::on_request_headers(&self.runtime, &view, end_of_stream, &HostStore, now);
-        log::trace!(
-            "#{} api={:?} decision={:?}",
-            self.context_id,
-            outcome.api.as_ref().map(|m| &m.name),
-            outcome.decision
-        );
+        if log::log_enabled!(log::Level::Trace) {
+            log::trace!(
+                "#{} api={:?} decision={:?}",
+                self.context_id,
+                outcome.api.as_ref().map(|m| &m.name),
+                outcome.decision
+            );
+        }
         self.exchange.start_ms = now;
         self.exchange.request = view;
         self.exchange.api = outcome.api;

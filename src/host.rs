@@ -19,6 +19,14 @@ fn lossy(v: Vec<u8>) -> String {
     }
 }
 
+/// Make the `log` facade's level follow the host's level for this plugin (Envoy's `wasm` component
+/// log level), so that disabled debug/trace lines cost nothing on the request path.
+pub fn follow_host_log_level() {
+    if let Ok(level) = hostcalls::get_log_level() {
+        proxy_wasm::set_log_level(level);
+    }
+}
+
 /// Every request header (pseudo-headers included), names lowercased, values lossily UTF-8.
 pub fn request_headers() -> Vec<(String, String)> {
     header_map(MapType::HttpRequestHeaders)
