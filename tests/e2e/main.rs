@@ -15,3 +15,4 @@ mod enforcement;
 mod admin;
 mod attack_list;
 mod records;
+mod examples;
