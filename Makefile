@@ -10,7 +10,7 @@ WB_VERSION    := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"/,"",$$
 CARGO_BIN     := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 export ENVOY
 
-.PHONY: help build run test test-unit test-wasm test-e2e validate lint bench bench-floor wrk fuzz soak envoy toolchain wasm-runner clean
+.PHONY: help build run test test-unit test-wasm test-e2e validate lint bench bench-floor wrk fuzz fuzz-smoke fuzz-tools soak envoy toolchain wasm-runner clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -67,6 +67,21 @@ bench-floor: toolchain ## build the pass-through wasm filter used as the benchma
 
 bench: build bench-floor envoy wrk ## benchmark A envoy / B wasm floor / C api-warden / D blocking; writes bench/results.md
 	python3 bench/run.py $(BENCH_ARGS)
+
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS  := config jwt parsers path_match pipeline
+
+fuzz-tools: ## install cargo-fuzz (runs on the nightly toolchain)
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2
+
+fuzz: fuzz-tools ## fuzz every target for FUZZ_SECONDS each (default 300); new inputs go to fuzz/corpus/
+	@for t in $(FUZZ_TARGETS); do echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+	  (cd fuzz && cargo +nightly fuzz run $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536) || exit 1; done
+
+fuzz-smoke: fuzz-tools ## short fuzz run of every target (FUZZ_SMOKE_SECONDS, default 20) on a copy of the corpus, as CI does
+	@for t in $(FUZZ_TARGETS); do echo "== fuzz smoke $$t"; d=$$(mktemp -d); cp -r fuzz/corpus/$$t/. $$d/; \
+	  (cd fuzz && cargo +nightly fuzz run $$t $$d -- -max_total_time=$${FUZZ_SMOKE_SECONDS:-20} -max_len=65536) || exit 1; rm -rf $$d; done
 
 clean: ## remove build output
 	cargo clean

@@ -67,7 +67,7 @@ fn main() {
     .collect();
     let req = RequestView::from_headers(headers, Some("127.0.0.1:50000".into()));
 
-    let n = 200_000u32;
+    let n: u32 = std::env::var("BENCH_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
     let mut outcome = None;
     let t = Instant::now();
     for _ in 0..n {
