@@ -151,6 +151,7 @@ static_resources:
               config:
                 name: api_warden
                 root_id: api_warden
+                allow_on_headers_stop_iteration: true
                 vm_config:
                   vm_id: api_warden
                   runtime: envoy.wasm.runtime.v8
