@@ -165,6 +165,7 @@ static_resources:
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: main
+          use_remote_address: true
           access_log:
           - name: envoy.access_loggers.file
             typed_config:

@@ -129,6 +129,7 @@ static_resources:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: main
           codec_type: {codec}
+          use_remote_address: true
           access_log:
           - name: envoy.access_loggers.file
             typed_config:
