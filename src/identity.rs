@@ -130,7 +130,8 @@ pub struct Identity {
 ///
 /// The IP is found even when no API matched; everything else needs the API's configuration.
 /// Repeated headers, query parameters and cookies: the FIRST occurrence wins (for
-/// `Authorization`, the first value with the wanted scheme). Empty values count as absent.
+/// `Authorization`, the first credential with the wanted scheme, also when Envoy joined repeated
+/// headers into one comma-separated value). Empty values count as absent.
 /// `now_unix_s` decides [`AccessToken::active`]. Never fails and never blocks: problems are
 /// reported in [`Identity::jwt`].
 pub fn identify(req: &RequestView, api: Option<&Api>, ase: &Ase, now_unix_s: i64) -> Identity {
@@ -171,9 +172,12 @@ pub fn identify(req: &RequestView, api: Option<&Api>, ase: &Ase, now_unix_s: i64
                 id.identity_provider = Some(format!("jwt:{}", cfg.location.canonical()));
             }
             let username = d.username.clone();
-            id.access_token = Some(AccessToken::from_claims(
-                &d.token, &d.claims, username, now_unix_s,
-            ));
+            let mut at = AccessToken::from_claims(&d.token, &d.claims, username, now_unix_s);
+            // Like the username, the configured client id claim wins over the standard names.
+            if d.client_id.is_some() {
+                at.client_id.clone_from(&d.client_id);
+            }
+            id.access_token = Some(at);
             id.client.username = d.username;
             id.client.client_id = d.client_id;
         }
@@ -211,21 +215,31 @@ fn client_ip(req: &RequestView, ase: &Ase) -> Option<String> {
     parse::xff_client(&entries, ase.xff_num_trusted_hops).or_else(peer)
 }
 
-/// The credential of the first `Authorization` header that uses the Bearer scheme.
+/// Every credential of every `Authorization` header, in order (Envoy joins repeated
+/// `Authorization` headers with `,`; [`parse::credentials`] splits them again).
+fn authorization(req: &RequestView) -> impl Iterator<Item = &str> {
+    req.header_all("authorization").flat_map(parse::credentials)
+}
+
+/// The first `Authorization` credential that uses the Bearer scheme.
 fn bearer_token(req: &RequestView) -> Option<&str> {
-    req.header_all("authorization").find_map(parse::bearer)
+    authorization(req).find_map(parse::bearer)
 }
 
 /// The raw token at a JWT location; `None` when absent or empty.
 ///
 /// A custom header (`h:<name>`) is trimmed and an optional `Bearer ` scheme prefix is removed,
-/// so `h:authorization` and `h:x-jwt: Bearer eyJ…` both work.
+/// so `h:authorization` and `h:x-jwt: Bearer eyJ…` both work; of a comma-joined value (a
+/// repeated inline header) the first credential is used.
 fn locate_jwt(req: &RequestView, location: &JwtLocation) -> Option<String> {
     let token = match location {
         JwtLocation::Query(key) => parse::query_param(&req.path, key),
-        JwtLocation::Header(name) => req.header(name).map(|v| parse::strip_bearer(v).to_string()),
+        JwtLocation::Header(name) => req
+            .header(name)
+            .and_then(|v| parse::credentials(v).next())
+            .map(|v| parse::strip_bearer(v).to_string()),
         JwtLocation::Bearer => bearer_token(req).map(str::to_string),
-        JwtLocation::Mac => req.header_all("authorization").find_map(parse::mac_id),
+        JwtLocation::Mac => authorization(req).find_map(parse::mac_id),
         JwtLocation::Cookie(name) => parse::cookie_value(req, name),
     };
     token.filter(|t| !t.is_empty())

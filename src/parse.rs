@@ -125,6 +125,74 @@ fn auth_scheme(value: &str) -> Option<(&str, &str)> {
     }
 }
 
+/// The individual credentials of an `Authorization` value, in order, trimmed, empty ones skipped.
+///
+/// Envoy joins repeated `Authorization` headers into one value with `,` (it is an inline header),
+/// so `Basic dTpw,MAC id="…", nonce="…"` holds two credentials. A top-level comma (outside a
+/// quoted string) starts a new credential unless what follows it is an auth-param (`name=…`,
+/// as in MAC's `, nonce="…"`). A single credential comes back unchanged.
+pub fn credentials(value: &str) -> impl Iterator<Item = &str> {
+    Credentials { s: value, pos: 0 }
+        .map(|c| c.trim_matches(is_ows))
+        .filter(|c| !c.is_empty())
+}
+
+struct Credentials<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+impl<'a> Iterator for Credentials<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let start = self.pos;
+        let rest = self.s.get(start..)?;
+        let (mut quoted, mut escaped) = (false, false);
+        for (i, b) in rest.bytes().enumerate() {
+            if quoted {
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                } else if b == b'"' {
+                    quoted = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => quoted = true,
+                b',' => {
+                    let after = rest.get(i + 1..).unwrap_or_default();
+                    if !starts_auth_param(after) {
+                        // ',' is ASCII, so both slices fall on UTF-8 boundaries.
+                        self.pos = start + i + 1;
+                        return rest.get(..i);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.pos = self.s.len() + 1;
+        Some(rest)
+    }
+}
+
+/// True when `s` starts (after spaces and tabs) with `token BWS "="`: an auth-param, not a new
+/// credential.
+fn starts_auth_param(s: &str) -> bool {
+    let s = s.trim_start_matches(is_ows);
+    let name_len = s.bytes().take_while(|b| is_tchar(*b)).count();
+    name_len > 0
+        && s.get(name_len..)
+            .is_some_and(|r| r.trim_start_matches(is_ows).starts_with('='))
+}
+
+/// An RFC 9110 `tchar`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
 /// The credential of an `Authorization: Bearer <credential>` value: scheme case-insensitive,
 /// surrounding whitespace ignored. `None` for another scheme or an empty credential.
 pub fn bearer(value: &str) -> Option<&str> {

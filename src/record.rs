@@ -65,17 +65,44 @@ pub fn redact(mode: Redact, v: &str) -> Option<String> {
     }
 }
 
-/// Lowercase header name → array of values, pseudo-headers left out; `authorization`, `cookie`
-/// and `set-cookie` values follow the redaction mode.
+/// Header names whose values are credentials whatever was captured from them.
+const CREDENTIAL_HEADERS: [&str; 4] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
+
+/// Lowercase header name → array of values, pseudo-headers left out; `authorization`,
+/// `proxy-authorization`, `cookie` and `set-cookie` values follow the redaction mode.
 pub fn header_map(headers: &[(String, String)], mode: Redact) -> Map<String, Value> {
+    header_map_with(headers, mode, &[])
+}
+
+/// [`header_map`], also redacting any value that carries one of the captured credentials
+/// `secrets` (an API key header, a JWT in a custom header). The admin key is never written as
+/// is: it is hashed even with [`Redact::None`].
+fn header_map_with(
+    headers: &[(String, String)],
+    mode: Redact,
+    secrets: &[&str],
+) -> Map<String, Value> {
     let mut m = Map::new();
     for (k, v) in headers {
         if k.starts_with(':') {
             continue;
         }
         let name = k.to_ascii_lowercase();
-        let sensitive = matches!(name.as_str(), "authorization" | "cookie" | "set-cookie");
-        let value = if sensitive {
+        let value = if name == crate::admin::KEY_HEADER {
+            redact(
+                if mode == Redact::None {
+                    Redact::Hash
+                } else {
+                    mode
+                },
+                v,
+            )
+        } else if CREDENTIAL_HEADERS.contains(&name.as_str()) || is_secret(v, secrets) {
             redact(mode, v)
         } else {
             Some(v.clone())
@@ -86,6 +113,75 @@ pub fn header_map(headers: &[(String, String)], mode: Redact) -> Map<String, Val
         }
     }
     m
+}
+
+/// The credentials identification captured (token, API key, cookie, access token): wherever
+/// one of them appears as a header or query value, that value follows the redaction mode.
+fn secrets(x: &Exchange, mode: Redact) -> Vec<&str> {
+    if mode == Redact::None {
+        return Vec::new();
+    }
+    let c = &x.identity.client;
+    let mut out: Vec<&str> = [&c.token, &c.api_key, &c.cookie]
+        .into_iter()
+        .filter_map(|v| v.as_deref())
+        .collect();
+    if let Some(at) = &x.identity.access_token {
+        out.push(at.access_token.as_str());
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// Is `value` (trimmed, with or without a `Bearer` scheme) one of the captured credentials?
+fn is_secret(value: &str, secrets: &[&str]) -> bool {
+    if secrets.is_empty() {
+        return false;
+    }
+    let v = value.trim();
+    let bare = crate::parse::strip_bearer(v);
+    !v.is_empty() && secrets.iter().any(|s| *s == v || *s == bare)
+}
+
+/// The request URI with every query value that is a captured credential redacted (hashed, or
+/// the parameter left out with [`Redact::Omit`]); unchanged otherwise.
+fn redact_uri(path: &str, mode: Redact, secrets: &[&str]) -> String {
+    let (main, fragment) = match path.split_once('#') {
+        Some((m, f)) => (m, Some(f)),
+        None => (path, None),
+    };
+    let Some((before, query)) = main.split_once('?') else {
+        return path.to_string();
+    };
+    let mut changed = false;
+    let mut kept: Vec<String> = Vec::new();
+    for seg in query.split('&') {
+        let value = seg
+            .split_once('=')
+            .map(|(n, v)| (n, crate::parse::percent_decode(v, true)));
+        match value {
+            Some((n, v)) if is_secret(&v, secrets) => {
+                changed = true;
+                if let Some(r) = redact(mode, &v) {
+                    kept.push(format!("{n}={r}"));
+                }
+            }
+            _ => kept.push(seg.to_string()),
+        }
+    }
+    if !changed {
+        return path.to_string();
+    }
+    let mut out = before.to_string();
+    if !kept.is_empty() {
+        out.push('?');
+        out.push_str(&kept.join("&"));
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
 }
 
 /// RFC 3339 UTC with milliseconds.
@@ -100,15 +196,25 @@ pub fn timestamp(ms: u64) -> String {
 /// Build the record as a JSON value.
 pub fn build_value(x: &Exchange, mode: Redact) -> Value {
     let req = &x.request;
+    let secrets = secrets(x, mode);
     let mut query = Map::new();
     for (k, v) in crate::parse::query_params(&req.path) {
+        let v = if is_secret(&v, &secrets) {
+            redact(mode, &v)
+        } else {
+            Some(v)
+        };
+        let Some(v) = v else { continue };
         if let Value::Array(a) = query.entry(k).or_insert_with(|| Value::Array(Vec::new())) {
             a.push(Value::String(v));
         }
     }
     let mut attrs = Map::new();
     attrs.insert("HttpRequest.IPAddress".into(), json!(x.identity.client.ip));
-    attrs.insert("HttpRequest.RequestURI".into(), json!(req.path));
+    attrs.insert(
+        "HttpRequest.RequestURI".into(),
+        json!(redact_uri(&req.path, mode, &secrets)),
+    );
     attrs.insert(
         "HttpRequest.ResourcePath".into(),
         json!(x.api.as_ref().map(|m| m.trailing_path.as_str())),
@@ -116,7 +222,7 @@ pub fn build_value(x: &Exchange, mode: Redact) -> Value {
     attrs.insert("HttpRequest.QueryParameters".into(), Value::Object(query));
     attrs.insert(
         "HttpRequest.RequestHeaders".into(),
-        Value::Object(header_map(&req.headers, mode)),
+        Value::Object(header_map_with(&req.headers, mode, &secrets)),
     );
     attrs.insert(
         "HttpRequest.CorrelationId".into(),
@@ -151,7 +257,7 @@ pub fn build_value(x: &Exchange, mode: Redact) -> Value {
     );
     attrs.insert(
         "HttpRequest.ResponseHeaders".into(),
-        Value::Object(header_map(&x.response_headers, mode)),
+        Value::Object(header_map_with(&x.response_headers, mode, &secrets)),
     );
     attrs.insert(
         "Gateway".into(),

@@ -1,8 +1,10 @@
 //! The names of api-warden's counters and gauges (Envoy shows them in admin `/stats` as
-//! `wasmcustom.api_warden.*`) and how a request outcome maps onto them. No host calls.
+//! `wasmcustom.api_warden.*`), how a request outcome maps onto the counters, and the list-size
+//! gauges read from the list metadata. No host calls.
 
 use crate::decision::{Decision, Verdict};
-use crate::identity::{Identity, JwtStatus};
+use crate::identity::{IdType, Identity, JwtStatus};
+use crate::lists::{ConfigLists, ListKind, Meta};
 
 /// Every counter api-warden increments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -122,9 +124,264 @@ pub fn request_counters(
                 Some("deny_list:api_key") => Counter::BlockedDenyApiKey,
                 Some("deny_list:cookie") => Counter::BlockedDenyCookie,
                 Some("deny_list:username") => Counter::BlockedDenyUsername,
-                _ => Counter::BlockedTokenMissing,
+                Some("token_missing") => Counter::BlockedTokenMissing,
+                // A reason without its own counter is still counted in `requests.blocked`.
+                _ => return out,
             });
         }
     }
     out
+}
+
+/// Where list entries come from, as the last part of a list gauge's name: `config` (the plugin
+/// configuration), `dynamic` (admin API and detected attacks; expired entries count until their
+/// bucket is next updated) and `attack_list` (the analytics engine's feed, deny list only).
+pub const LIST_SOURCES: [&str; 3] = ["config", "dynamic", "attack_list"];
+
+/// Every list-size gauge, `api_warden.lists.<deny_list|allow_list>.<type>.<source>`, in a fixed
+/// order (the allow list has no `attack_list` source): define these once, then set them from
+/// [`list_gauges`].
+pub fn list_gauge_names() -> Vec<String> {
+    let mut out = Vec::with_capacity(25);
+    for list in [ListKind::Deny, ListKind::Allow] {
+        for t in IdType::ALL {
+            for src in LIST_SOURCES {
+                if list == ListKind::Allow && src == "attack_list" {
+                    continue;
+                }
+                out.push(format!(
+                    "api_warden.lists.{}.{}.{src}",
+                    list.as_str(),
+                    t.as_str()
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The list sizes, in the order and with the names of [`list_gauge_names`].
+pub fn list_gauges(meta: &Meta, config: &ConfigLists) -> Vec<(String, u64)> {
+    let names = list_gauge_names();
+    let mut values = Vec::with_capacity(names.len());
+    for (li, list) in [ListKind::Deny, ListKind::Allow].into_iter().enumerate() {
+        // `Meta`'s per-type arrays follow `IdType::ALL`.
+        for (ti, t) in IdType::ALL.into_iter().enumerate() {
+            values.push(config.len(list, t) as u64);
+            let dynamic = meta
+                .dyn_count
+                .get(li)
+                .and_then(|l| l.get(ti))
+                .copied()
+                .unwrap_or(0);
+            values.push(u64::from(dynamic));
+            if list == ListKind::Deny {
+                let feed = if meta.generation == 0 {
+                    0
+                } else {
+                    meta.feed_count.get(ti).copied().unwrap_or(0)
+                };
+                values.push(u64::from(feed));
+            }
+        }
+    }
+    names.into_iter().zip(values).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+    use crate::config::IdLists;
+    use crate::lists::{self, Entry, Feed, MemStore, Source};
+
+    fn decision(verdict: Verdict, reason: Option<&str>, would_block: Option<&str>) -> Decision {
+        Decision {
+            verdict,
+            reason: reason.map(str::to_string),
+            would_block: would_block.map(str::to_string),
+            source: None,
+            detect_ip: None,
+        }
+    }
+
+    fn jwt(status: JwtStatus) -> Identity {
+        Identity {
+            jwt: Some(crate::identity::JwtOutcome {
+                status,
+                error: None,
+            }),
+            ..Identity::default()
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_prefixed() {
+        let mut names: Vec<&str> = Counter::ALL.iter().map(|c| c.name()).collect();
+        let gauges = list_gauge_names();
+        names.extend(gauges.iter().map(String::as_str));
+        let n = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), n, "duplicate metric names");
+        assert!(names.iter().all(|n| n.starts_with("api_warden.")));
+        assert_eq!(gauges.len(), 25);
+        assert!(gauges.contains(&"api_warden.lists.deny_list.api_key.attack_list".to_string()));
+        assert!(!gauges.contains(&"api_warden.lists.allow_list.ip.attack_list".to_string()));
+    }
+
+    #[test]
+    fn request_counters_table() {
+        use Counter::*;
+        let id = Identity::default();
+        let block = |r: &str| decision(Verdict::Block, Some(r), None);
+        let rows: Vec<(bool, Identity, Option<Decision>, Vec<Counter>)> = vec![
+            (true, id.clone(), None, vec![RequestsTotal, RequestsAllowed]),
+            (
+                false,
+                id.clone(),
+                Some(Decision::allow()),
+                vec![RequestsTotal, RequestsUnmatched, RequestsAllowed],
+            ),
+            (
+                true,
+                id.clone(),
+                Some(block("deny_list:ip")),
+                vec![RequestsTotal, RequestsBlocked, BlockedDenyIp],
+            ),
+            (
+                true,
+                id.clone(),
+                Some(block("deny_list:token")),
+                vec![RequestsTotal, RequestsBlocked, BlockedDenyToken],
+            ),
+            (
+                true,
+                id.clone(),
+                Some(block("deny_list:api_key")),
+                vec![RequestsTotal, RequestsBlocked, BlockedDenyApiKey],
+            ),
+            (
+                true,
+                id.clone(),
+                Some(block("deny_list:cookie")),
+                vec![RequestsTotal, RequestsBlocked, BlockedDenyCookie],
+            ),
+            (
+                true,
+                id.clone(),
+                Some(block("deny_list:username")),
+                vec![RequestsTotal, RequestsBlocked, BlockedDenyUsername],
+            ),
+            (
+                true,
+                id.clone(),
+                Some(Decision {
+                    detect_ip: Some("1.2.3.4".into()),
+                    ..block("token_missing")
+                }),
+                vec![
+                    RequestsTotal,
+                    DetectedAttacks,
+                    RequestsBlocked,
+                    BlockedTokenMissing,
+                ],
+            ),
+            (
+                true,
+                id.clone(),
+                Some(block("something_new")),
+                vec![RequestsTotal, RequestsBlocked],
+            ),
+            (
+                true,
+                id.clone(),
+                Some(decision(Verdict::Allow, None, Some("deny_list:ip"))),
+                vec![RequestsTotal, RequestsMonitored, RequestsAllowed],
+            ),
+            (
+                true,
+                id.clone(),
+                Some(decision(Verdict::Allow, Some("allow_list:ip"), None)),
+                vec![RequestsTotal, RequestsAllowed],
+            ),
+            (
+                true,
+                jwt(JwtStatus::Invalid),
+                Some(Decision::allow()),
+                vec![RequestsTotal, JwtInvalid, RequestsAllowed],
+            ),
+            (
+                true,
+                jwt(JwtStatus::TooLarge),
+                Some(Decision::allow()),
+                vec![RequestsTotal, JwtTooLarge, RequestsAllowed],
+            ),
+            (
+                true,
+                jwt(JwtStatus::Absent),
+                Some(Decision::allow()),
+                vec![RequestsTotal, RequestsAllowed],
+            ),
+        ];
+        for (matched, identity, d, want) in rows {
+            assert_eq!(
+                request_counters(matched, &identity, d.as_ref()),
+                want,
+                "{matched} {:?} {d:?}",
+                identity.jwt
+            );
+        }
+    }
+
+    #[test]
+    fn list_gauges_follow_config_dynamic_and_feed() {
+        let deny = IdLists {
+            ip: vec!["192.0.2.1".into(), "192.0.2.2".into()],
+            username: vec!["eve".into()],
+            ..IdLists::default()
+        };
+        let allow = IdLists {
+            cookie: vec!["c".into()],
+            ..IdLists::default()
+        };
+        let config = ConfigLists::new(&deny, &allow);
+        let store = MemStore::default();
+        let g = |store: &MemStore| -> std::collections::HashMap<String, u64> {
+            list_gauges(&Meta::load(store).0, &config)
+                .into_iter()
+                .collect()
+        };
+        let before = g(&store);
+        assert_eq!(before.len(), 25);
+        assert_eq!(before["api_warden.lists.deny_list.ip.config"], 2);
+        assert_eq!(before["api_warden.lists.deny_list.username.config"], 1);
+        assert_eq!(before["api_warden.lists.allow_list.cookie.config"], 1);
+        assert_eq!(before.values().sum::<u64>(), 4);
+
+        let add = |list, t, v: &str| {
+            let e = Entry {
+                value: v.into(),
+                source: Source::Admin,
+                expires_at: 0,
+            };
+            lists::add(&store, list, t, e, 0).unwrap();
+        };
+        add(ListKind::Deny, IdType::Token, "t1");
+        add(ListKind::Deny, IdType::Token, "t2");
+        add(ListKind::Allow, IdType::Ip, "198.51.100.1");
+        let mut feed = Feed::default();
+        feed.values[2] = vec!["k1".into(), "k2".into(), "k3".into()];
+        feed.values[4] = vec!["mallory".into()];
+        lists::replace_feed(&store, &feed).unwrap();
+        let after = g(&store);
+        assert_eq!(after["api_warden.lists.deny_list.token.dynamic"], 2);
+        assert_eq!(after["api_warden.lists.allow_list.ip.dynamic"], 1);
+        assert_eq!(after["api_warden.lists.deny_list.api_key.attack_list"], 3);
+        assert_eq!(after["api_warden.lists.deny_list.username.attack_list"], 1);
+        assert_eq!(after["api_warden.lists.deny_list.ip.config"], 2);
+        assert_eq!(after.values().sum::<u64>(), 4 + 3 + 4);
+    }
 }

@@ -150,6 +150,10 @@ fn oauth2_token() {
         (&on, "/", &[("authorization", "bearer   abc ")], Some("abc")),
         (&on, "/", &[("authorization", "Basic dTpw"), ("authorization", "Bearer b")], Some("b")),
         (&on, "/", &[("authorization", "Bearer 1"), ("authorization", "Bearer 2")], Some("1")),
+        // Envoy joins repeated Authorization headers with ','.
+        (&on, "/", &[("authorization", "Basic dTpw==,Bearer b")], Some("b")),
+        (&on, "/", &[("authorization", "Bearer 1,Bearer 2")], Some("1")),
+        (&on, "/", &[("authorization", "MAC id=\"x\", nonce=\"a,b\", mac=\"m\",Bearer t")], Some("t")),
         (&on, "/?access_token=mF_9.B5f-4.1JqM&p=q", &[], Some("mF_9.B5f-4.1JqM")),
         (&on, "/?access_token=a%2Bb", &[], Some("a+b")),
         (&on, "/?access_token=q", &[("authorization", "Bearer h")], Some("h")),
@@ -227,6 +231,10 @@ fn check_locations(make: &dyn Fn(&Value) -> String) {
         (JwtLocation::Bearer, "/r".into(), vec![("authorization", mac.clone()), ("authorization", format!("bearer {t}"))], "jwt:h:authorization:bearer"),
         (JwtLocation::Mac, "/r".into(), vec![("authorization", mac.clone())], "jwt:h:authorization:mac"),
         (JwtLocation::Mac, "/r".into(), vec![("authorization", "Bearer x.y.z".to_string()), ("authorization", mac.clone())], "jwt:h:authorization:mac"),
+        // The same two headers as Envoy hands them over: joined with ','.
+        (JwtLocation::Mac, "/r".into(), vec![("authorization", format!("Basic dTpw,{mac}"))], "jwt:h:authorization:mac"),
+        (JwtLocation::Bearer, "/r".into(), vec![("authorization", format!("{mac},Bearer {t}"))], "jwt:h:authorization:bearer"),
+        (JwtLocation::Header("authorization".into()), "/r".into(), vec![("authorization", format!("Bearer {t},Bearer x.y.z"))], "jwt:h:authorization"),
         (JwtLocation::Cookie("access_token".into()), "/r".into(), vec![("cookie", format!("a=1; access_token={t}"))], "jwt:h:cookie:access_token"),
         (JwtLocation::Cookie("access_token".into()), "/r".into(), vec![("cookie", "a=1".into()), ("cookie", format!("access_token=\"{t}\""))], "jwt:h:cookie:access_token"),
     ];
@@ -307,6 +315,26 @@ fn configured_claim_names() {
     let at = id.access_token.unwrap();
     assert_eq!(at.username.as_deref(), Some("a@example.com"));
     assert_eq!(at.client_id.as_deref(), Some("c"));
+
+    // A configured client id claim fills HttpRequest.AccessToken.client_id too.
+    let a = Api {
+        jwt: Some(JwtConfig {
+            location: JwtLocation::Bearer,
+            username: None,
+            clientid: Some("appid".into()),
+        }),
+        ..api()
+    };
+    let t = unsigned(&json!({"appid": "app-9", "client_id": "c"}));
+    let id = run(&req("/", &[("authorization", &format!("Bearer {t}"))]), &a);
+    assert_eq!(id.client.client_id.as_deref(), Some("app-9"));
+    let at = id.access_token.unwrap();
+    assert_eq!(at.client_id.as_deref(), Some("app-9"));
+    // Without the configured claim, the standard names still fill it.
+    let t = unsigned(&json!({"client_id": "c"}));
+    let id = run(&req("/", &[("authorization", &format!("Bearer {t}"))]), &a);
+    assert_eq!(id.client.client_id, None);
+    assert_eq!(id.access_token.unwrap().client_id.as_deref(), Some("c"));
 }
 
 #[test]

@@ -182,6 +182,42 @@ fn bearer_credentials() {
 }
 
 #[test]
+fn authorization_credentials() {
+    let rows: &[(&str, &[&str])] = &[
+        ("Bearer abc", &["Bearer abc"]),
+        // Repeated headers as Envoy joins them.
+        ("Basic dTpw==,Bearer abc", &["Basic dTpw==", "Bearer abc"]),
+        ("Bearer 1,Bearer 2", &["Bearer 1", "Bearer 2"]),
+        (" Bearer 1 , Bearer 2 ", &["Bearer 1", "Bearer 2"]),
+        // MAC's parameters are not credentials, quoted commas neither.
+        (
+            "MAC id=\"a.b.c\", nonce=\"1,2\", mac=\"m=\",Bearer t",
+            &["MAC id=\"a.b.c\", nonce=\"1,2\", mac=\"m=\"", "Bearer t"],
+        ),
+        (
+            "MAC id = \"x\" , nonce = \"n\"",
+            &["MAC id = \"x\" , nonce = \"n\""],
+        ),
+        (
+            "MAC id=\"a\\\",b\",Basic x",
+            &["MAC id=\"a\\\",b\"", "Basic x"],
+        ),
+        ("a.b.c,d.e.f", &["a.b.c", "d.e.f"]),
+        (",, ,Bearer x,", &["Bearer x"]),
+        (
+            "MAC id=\"unterminated, Bearer x",
+            &["MAC id=\"unterminated, Bearer x"],
+        ),
+        ("é,ü x", &["é", "ü x"]),
+        ("", &[]),
+    ];
+    for (value, want) in rows {
+        let got: Vec<&str> = credentials(value).collect();
+        assert_eq!(got, *want, "{value:?}");
+    }
+}
+
+#[test]
 fn strip_bearer_prefix() {
     let rows: &[(&str, &str)] = &[
         ("Bearer a.b.c", "a.b.c"),
