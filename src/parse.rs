@@ -148,6 +148,11 @@ impl<'a> Iterator for Credentials<'a> {
     fn next(&mut self) -> Option<&'a str> {
         let start = self.pos;
         let rest = self.s.get(start..)?;
+        if !rest.contains(',') {
+            // The common case, one credential: nothing to split.
+            self.pos = self.s.len() + 1;
+            return Some(rest);
+        }
         let (mut quoted, mut escaped) = (false, false);
         for (i, b) in rest.bytes().enumerate() {
             if quoted {

@@ -2,7 +2,11 @@
 //! `attributes.HttpRequest.*`, `Gateway`) plus the enforcer's own `ase` section, built from plain
 //! data at log time. No host calls.
 
-use serde_json::{json, Map, Value};
+use std::borrow::Cow;
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::decision::Decision;
@@ -57,8 +61,11 @@ pub fn redact(mode: Redact, v: &str) -> Option<String> {
             let d = Sha256::digest(v.as_bytes());
             let mut s = String::with_capacity(7 + 64);
             s.push_str("sha256:");
+            const HEX: &[u8; 16] = b"0123456789abcdef";
             for b in d {
-                s.push_str(&format!("{b:02x}"));
+                for nibble in [b >> 4, b & 15] {
+                    s.push(char::from(HEX.get(usize::from(nibble)).copied().unwrap_or(b'0')));
+                }
             }
             Some(s)
         }
@@ -193,131 +200,311 @@ pub fn timestamp(ms: u64) -> String {
     }
 }
 
-/// Build the record as a JSON value.
+/// Build the record as a JSON value (for tests and callers that want to inspect it).
 pub fn build_value(x: &Exchange, mode: Redact) -> Value {
-    let req = &x.request;
     let secrets = secrets(x, mode);
-    let mut query = Map::new();
-    for (k, v) in crate::parse::query_params(&req.path) {
-        let v = if is_secret(&v, &secrets) {
-            redact(mode, &v)
-        } else {
-            Some(v)
-        };
-        let Some(v) = v else { continue };
-        if let Value::Array(a) = query.entry(k).or_insert_with(|| Value::Array(Vec::new())) {
-            a.push(Value::String(v));
-        }
-    }
-    let mut attrs = Map::new();
-    attrs.insert("HttpRequest.IPAddress".into(), json!(x.identity.client.ip));
-    attrs.insert(
-        "HttpRequest.RequestURI".into(),
-        json!(redact_uri(&req.path, mode, &secrets)),
-    );
-    attrs.insert(
-        "HttpRequest.ResourcePath".into(),
-        json!(x.api.as_ref().map(|m| m.trailing_path.as_str())),
-    );
-    attrs.insert("HttpRequest.QueryParameters".into(), Value::Object(query));
-    attrs.insert(
-        "HttpRequest.RequestHeaders".into(),
-        Value::Object(header_map_with(&req.headers, mode, &secrets)),
-    );
-    attrs.insert(
-        "HttpRequest.CorrelationId".into(),
-        json!(req.header("x-request-id")),
-    );
-    if let Some(at) = &x.identity.access_token {
-        let mut v = serde_json::to_value(at).unwrap_or(Value::Null);
-        if let Some(o) = v.as_object_mut() {
-            if let Some(tok) = o
-                .get("access_token")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-            {
-                match redact(mode, &tok) {
-                    Some(r) => o.insert("access_token".into(), Value::String(r)),
-                    None => o.remove("access_token"),
-                };
-            }
-        }
-        attrs.insert("HttpRequest.AccessToken".into(), v);
-    }
-    if let Some(c) = &x.client_cert {
-        attrs.insert(
-            "HttpRequest.ClientCertificate".into(),
-            json!({"subject": c.subject, "issuer": c.issuer, "notBefore": c.not_before,
-                   "notAfter": c.not_after, "valid": c.valid}),
-        );
-    }
-    attrs.insert(
-        "HttpRequest.ResponseStatus".into(),
-        json!(x.response_status),
-    );
-    attrs.insert(
-        "HttpRequest.ResponseHeaders".into(),
-        Value::Object(header_map_with(&x.response_headers, mode, &secrets)),
-    );
-    attrs.insert(
-        "Gateway".into(),
-        match &x.api {
-            Some(m) => json!({"_BasePath": m.base_path, "_TrailingPath": m.trailing_path}),
-            None => json!({}),
-        },
-    );
-
-    let c = &x.identity.client;
-    let mut client = Map::new();
-    let sensitive = |v: &Option<String>| v.as_deref().and_then(|s| redact(mode, s));
-    for (k, v) in [
-        ("ip", c.ip.clone()),
-        ("token", sensitive(&c.token)),
-        ("api_key", sensitive(&c.api_key)),
-        ("cookie", sensitive(&c.cookie)),
-        ("username", c.username.clone()),
-        ("client_id", c.client_id.clone()),
-    ] {
-        if let Some(v) = v {
-            client.insert(k.into(), Value::String(v));
-        }
-    }
-    let d = x.decision.clone().unwrap_or_else(Decision::allow);
-    let mut ase = json!({
-        "api": x.api.as_ref().map(|m| m.name.as_str()),
-        "decision": d.verdict.as_str(),
-        "reason": d.reason,
-        "client": client,
-        "jwt": x.identity.jwt,
-    });
-    if let Some(o) = ase.as_object_mut() {
-        if let Some(w) = d.would_block {
-            o.insert("would_block".into(), Value::String(w));
-        }
-        if let Some(s) = d.source {
-            o.insert("list_source".into(), Value::String(s.as_str().into()));
-        }
-        if x.admin {
-            o.insert("admin".into(), Value::Bool(true));
-        }
-    }
-    json!({
-        "action": format!("outbound-{}", req.method),
-        "service": x.api.as_ref().map(|m| m.name.as_str()),
-        "domain": null,
-        "identityProvider": x.identity.identity_provider,
-        "attributes": attrs,
-        "ase": ase,
-        "timestamp": timestamp(x.start_ms),
-        "duration_ms": x.end_ms.saturating_sub(x.start_ms),
-        "bytes_in": x.bytes_in,
-        "bytes_out": x.bytes_out,
-    })
+    serde_json::to_value(Record::new(x, mode, &secrets)).unwrap_or(Value::Null)
 }
 
-/// The record as JSON text.
+/// The record as JSON text, serialized straight from borrowed data (no intermediate JSON tree:
+/// this runs for every request).
 pub fn build(x: &Exchange, mode: Redact) -> String {
-    build_value(x, mode).to_string()
+    let secrets = secrets(x, mode);
+    serde_json::to_string(&Record::new(x, mode, &secrets)).unwrap_or_default()
+}
+
+/// The record's shape; field order is the output order.
+#[derive(Serialize)]
+struct Record<'a> {
+    action: Action<'a>,
+    service: Option<&'a str>,
+    domain: Option<&'a str>,
+    #[serde(rename = "identityProvider")]
+    identity_provider: Option<&'a str>,
+    attributes: Attributes<'a>,
+    ase: AseSection<'a>,
+    timestamp: String,
+    duration_ms: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+impl<'a> Record<'a> {
+    fn new(x: &'a Exchange, mode: Redact, secrets: &'a [&'a str]) -> Record<'a> {
+        let req = &x.request;
+        let c = &x.identity.client;
+        let sensitive = |v: &'a Option<String>| -> Option<Cow<'a, str>> {
+            let v = v.as_deref()?;
+            match mode {
+                Redact::None => Some(Cow::Borrowed(v)),
+                _ => redact(mode, v).map(Cow::Owned),
+            }
+        };
+        let d = x.decision.as_ref();
+        Record {
+            action: Action(&req.method),
+            service: x.api.as_ref().map(|m| m.name.as_str()),
+            domain: None,
+            identity_provider: x.identity.identity_provider.as_deref(),
+            attributes: Attributes {
+                ip: c.ip.as_deref(),
+                uri: if secrets.is_empty() {
+                    Cow::Borrowed(req.path.as_str())
+                } else {
+                    Cow::Owned(redact_uri(&req.path, mode, secrets))
+                },
+                resource_path: x.api.as_ref().map(|m| m.trailing_path.as_str()),
+                query: Query {
+                    params: crate::parse::query_params(&req.path),
+                    mode,
+                    secrets,
+                },
+                request_headers: Headers {
+                    headers: &req.headers,
+                    mode,
+                    secrets,
+                },
+                correlation_id: req.header("x-request-id"),
+                access_token: x.identity.access_token.as_ref().map(|at| match mode {
+                    Redact::None => TokenOut::Borrowed(at),
+                    _ => {
+                        let mut v = serde_json::to_value(at).unwrap_or(Value::Null);
+                        if let Some(o) = v.as_object_mut() {
+                            match redact(mode, &at.access_token) {
+                                Some(r) => o.insert("access_token".into(), Value::String(r)),
+                                None => o.remove("access_token"),
+                            };
+                        }
+                        TokenOut::Owned(v)
+                    }
+                }),
+                client_certificate: x.client_cert.as_ref().map(|c| Cert {
+                    subject: c.subject.as_deref(),
+                    issuer: c.issuer.as_deref(),
+                    not_before: c.not_before.as_deref(),
+                    not_after: c.not_after.as_deref(),
+                    valid: c.valid,
+                }),
+                response_status: x.response_status,
+                response_headers: Headers {
+                    headers: &x.response_headers,
+                    mode,
+                    secrets,
+                },
+                gateway: Gateway {
+                    base_path: x.api.as_ref().map(|m| m.base_path.as_str()),
+                    trailing_path: x.api.as_ref().map(|m| m.trailing_path.as_str()),
+                },
+            },
+            ase: AseSection {
+                api: x.api.as_ref().map(|m| m.name.as_str()),
+                decision: d.map_or("allow", |d| d.verdict.as_str()),
+                reason: d.and_then(|d| d.reason.as_deref()),
+                would_block: d.and_then(|d| d.would_block.as_deref()),
+                list_source: d.and_then(|d| d.source).map(|s| s.as_str()),
+                admin: x.admin,
+                client: ClientOut {
+                    ip: c.ip.as_deref(),
+                    token: sensitive(&c.token),
+                    api_key: sensitive(&c.api_key),
+                    cookie: sensitive(&c.cookie),
+                    username: c.username.as_deref(),
+                    client_id: c.client_id.as_deref(),
+                },
+                jwt: x.identity.jwt.as_ref(),
+            },
+            timestamp: timestamp(x.start_ms),
+            duration_ms: x.end_ms.saturating_sub(x.start_ms),
+            bytes_in: x.bytes_in,
+            bytes_out: x.bytes_out,
+        }
+    }
+}
+
+/// `outbound-<METHOD>`.
+struct Action<'a>(&'a str);
+
+impl Serialize for Action<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("outbound-{}", self.0))
+    }
+}
+
+#[derive(Serialize)]
+struct Attributes<'a> {
+    #[serde(rename = "HttpRequest.IPAddress")]
+    ip: Option<&'a str>,
+    #[serde(rename = "HttpRequest.RequestURI")]
+    uri: Cow<'a, str>,
+    #[serde(rename = "HttpRequest.ResourcePath")]
+    resource_path: Option<&'a str>,
+    #[serde(rename = "HttpRequest.QueryParameters")]
+    query: Query<'a>,
+    #[serde(rename = "HttpRequest.RequestHeaders")]
+    request_headers: Headers<'a>,
+    #[serde(rename = "HttpRequest.CorrelationId")]
+    correlation_id: Option<&'a str>,
+    #[serde(rename = "HttpRequest.AccessToken", skip_serializing_if = "Option::is_none")]
+    access_token: Option<TokenOut<'a>>,
+    #[serde(rename = "HttpRequest.ClientCertificate", skip_serializing_if = "Option::is_none")]
+    client_certificate: Option<Cert<'a>>,
+    #[serde(rename = "HttpRequest.ResponseStatus")]
+    response_status: Option<u16>,
+    #[serde(rename = "HttpRequest.ResponseHeaders")]
+    response_headers: Headers<'a>,
+    #[serde(rename = "Gateway")]
+    gateway: Gateway<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum TokenOut<'a> {
+    Borrowed(&'a crate::jwt::AccessToken),
+    Owned(Value),
+}
+
+#[derive(Serialize)]
+struct Cert<'a> {
+    subject: Option<&'a str>,
+    issuer: Option<&'a str>,
+    #[serde(rename = "notBefore")]
+    not_before: Option<&'a str>,
+    #[serde(rename = "notAfter")]
+    not_after: Option<&'a str>,
+    valid: bool,
+}
+
+#[derive(Serialize)]
+struct Gateway<'a> {
+    #[serde(rename = "_BasePath", skip_serializing_if = "Option::is_none")]
+    base_path: Option<&'a str>,
+    #[serde(rename = "_TrailingPath", skip_serializing_if = "Option::is_none")]
+    trailing_path: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct AseSection<'a> {
+    api: Option<&'a str>,
+    decision: &'a str,
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    would_block: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    list_source: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    admin: bool,
+    client: ClientOut<'a>,
+    jwt: Option<&'a crate::identity::JwtOutcome>,
+}
+
+#[derive(Serialize)]
+struct ClientOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_key: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cookie: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<&'a str>,
+}
+
+/// A header value as written: credentials follow the redaction mode; the admin key is always
+/// hashed (or omitted).
+fn header_value<'v>(name: &str, v: &'v str, mode: Redact, secrets: &[&str]) -> Option<Cow<'v, str>> {
+    if name.eq_ignore_ascii_case(crate::admin::KEY_HEADER) {
+        let m = if mode == Redact::None { Redact::Hash } else { mode };
+        return redact(m, v).map(Cow::Owned);
+    }
+    let credential = CREDENTIAL_HEADERS
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h));
+    if (credential || is_secret(v, secrets)) && mode != Redact::None {
+        return redact(mode, v).map(Cow::Owned);
+    }
+    Some(Cow::Borrowed(v))
+}
+
+/// Headers as lowercase name → array of values, grouped without building a map (pseudo-headers
+/// left out). Envoy caps the header count (100 by default), so the quadratic grouping is bounded.
+struct Headers<'a> {
+    headers: &'a [(String, String)],
+    mode: Redact,
+    secrets: &'a [&'a str],
+}
+
+impl Serialize for Headers<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        for (i, (name, _)) in self.headers.iter().enumerate() {
+            if name.starts_with(':') {
+                continue;
+            }
+            let seen = self
+                .headers
+                .iter()
+                .take(i)
+                .any(|(k, _)| k.eq_ignore_ascii_case(name));
+            if seen {
+                continue;
+            }
+            let values: Vec<Cow<'_, str>> = self
+                .headers
+                .iter()
+                .skip(i)
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                .filter_map(|(_, v)| header_value(name, v, self.mode, self.secrets))
+                .collect();
+            if values.is_empty() {
+                continue;
+            }
+            if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                map.serialize_entry(&name.to_ascii_lowercase(), &values)?;
+            } else {
+                map.serialize_entry(name, &values)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// Query parameters as name → array of values (credentials redacted).
+struct Query<'a> {
+    params: Vec<(String, String)>,
+    mode: Redact,
+    secrets: &'a [&'a str],
+}
+
+impl Serialize for Query<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        for (i, (name, _)) in self.params.iter().enumerate() {
+            if self.params.iter().take(i).any(|(k, _)| k == name) {
+                continue;
+            }
+            let values: Vec<Cow<'_, str>> = self
+                .params
+                .iter()
+                .skip(i)
+                .filter(|(k, _)| k == name)
+                .filter_map(|(_, v)| {
+                    if is_secret(v, self.secrets) {
+                        redact(self.mode, v).map(Cow::Owned)
+                    } else {
+                        Some(Cow::Borrowed(v.as_str()))
+                    }
+                })
+                .collect();
+            if !values.is_empty() {
+                map.serialize_entry(name, &values)?;
+            }
+        }
+        map.end()
+    }
 }
 
 #[cfg(test)]
