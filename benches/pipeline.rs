@@ -32,8 +32,8 @@ fn main() {
     };
     let store = MemStore::default();
     let mut feed = Feed::default();
-    for (t, prefix) in ["ip", "tok-", "key-", "sess-", "user-"].iter().enumerate() {
-        feed.values[t] = (0..entries)
+    for (slot, (t, prefix)) in feed.values.iter_mut().zip(["ip", "tok-", "key-", "sess-", "user-"].iter().enumerate()) {
+        *slot = (0..entries)
             .map(|i| if t == 0 { format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255) } else { format!("{prefix}{i}") })
             .collect();
     }

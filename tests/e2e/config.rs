@@ -10,8 +10,9 @@ use serde_json::{json, Value};
 use crate::harness::{Envoy, LogLine, Opts};
 
 /// The seeds' API JSON files, shared with the configuration unit tests.
+#[allow(dead_code)]
 #[path = "../../src/config/tests/seeds.rs"]
-mod seeds;
+pub(crate) mod seeds;
 
 /// Start Envoy with `cfg`, expect it to refuse, and return its log.
 fn refused(cfg: &str) -> String {

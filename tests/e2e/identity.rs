@@ -12,10 +12,7 @@ use serde_json::{json, Value};
 
 use crate::harness::{self, Envoy, LogLine, Opts};
 
-/// The seeds' API JSON files, shared with the configuration unit tests.
-#[allow(dead_code)]
-#[path = "../../src/config/tests/seeds.rs"]
-mod seeds;
+use crate::config::seeds;
 
 /// A compact JWS with this payload; header and signature are fixed (api-warden decodes, never
 /// validates).

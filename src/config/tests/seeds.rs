@@ -1,7 +1,7 @@
 //! API JSON files from the seeds and from Ping's tooling, used verbatim by the configuration tests.
 
 /// Seed 000: the OAuth2 snippet (root API), closed into a complete file.
-pub(super) const SEED_000_OAUTH: &str = r#"{
+pub(crate) const SEED_000_OAUTH: &str = r#"{
 "api_metadata": {
 	 "protocol": "http",
 	 "url": "/",
@@ -23,7 +23,7 @@ pub(super) const SEED_000_OAUTH: &str = r#"{
 }"#;
 
 /// Seed 000: the API-key snippet (root API with `apikey_qs: key_1.4`), closed into a complete file.
-pub(super) const SEED_000_APIKEY: &str = r#"{
+pub(crate) const SEED_000_APIKEY: &str = r#"{
 "api_metadata": {
 				"protocol": "http",
 				"url": "/",
@@ -45,7 +45,7 @@ pub(super) const SEED_000_APIKEY: &str = r#"{
 }"#;
 
 /// Seed 001 (and 002): the `/rest` API with a JWT object, verbatim.
-pub(super) const SEED_001_REST: &str = r#"{
+pub(crate) const SEED_001_REST: &str = r#"{
   "api_metadata": {
     "protocol": "http",
     "url": "/rest",
@@ -74,7 +74,7 @@ pub(super) const SEED_001_REST: &str = r#"{
 
 /// A file as Ping's tooling writes it: every documented field, `""` for unset strings and codes,
 /// mixed types (`decoy_config.response_code` a number, `api_pattern_enforcement.error_code` a string).
-pub(super) const TOOLING_FILE: &str = r#"{
+pub(crate) const TOOLING_FILE: &str = r#"{
   "api_metadata": {
     "protocol": "https",
     "url": "/shopapi",
@@ -126,7 +126,7 @@ pub(super) const TOOLING_FILE: &str = r#"{
 }"#;
 
 /// The root API ASE's container image ships: no jwt, blocking off, 1mb, disabled decoy.
-pub(super) const ASE_IMAGE_ROOT: &str = r#"{
+pub(crate) const ASE_IMAGE_ROOT: &str = r#"{
   "api_metadata": {
     "protocol": "http", "url": "/", "hostname": "*", "cookie": "", "cookie_idle_timeout": "200m",
     "logout_api_enabled": false, "cookie_persistence_enabled": false, "oauth2_access_token": true,
