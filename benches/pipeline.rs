@@ -13,7 +13,10 @@ use api_warden::services::Redact;
 use base64::Engine;
 
 fn main() {
-    let entries: usize = std::env::var("BENCH_ENTRIES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let entries: usize = std::env::var("BENCH_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let mut apis = Vec::new();
     for i in 0..10 {
         apis.push(format!(
@@ -22,7 +25,10 @@ fn main() {
                "jwt": {{"location": "h:authorization:bearer", "username": "username", "clientid": "client_id"}}}}}}"#
         ));
     }
-    let cfg = format!(r#"{{"apis": [{}], "deny_list": {{"username": ["mallory"]}}}}"#, apis.join(","));
+    let cfg = format!(
+        r#"{{"apis": [{}], "deny_list": {{"username": ["mallory"]}}}}"#,
+        apis.join(",")
+    );
     let rt = match Runtime::load(cfg.as_bytes()) {
         Ok(rt) => rt,
         Err(e) => {
@@ -32,9 +38,19 @@ fn main() {
     };
     let store = MemStore::default();
     let mut feed = Feed::default();
-    for (slot, (t, prefix)) in feed.values.iter_mut().zip(["ip", "tok-", "key-", "sess-", "user-"].iter().enumerate()) {
+    for (slot, (t, prefix)) in feed
+        .values
+        .iter_mut()
+        .zip(["ip", "tok-", "key-", "sess-", "user-"].iter().enumerate())
+    {
         *slot = (0..entries)
-            .map(|i| if t == 0 { format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255) } else { format!("{prefix}{i}") })
+            .map(|i| {
+                if t == 0 {
+                    format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255)
+                } else {
+                    format!("{prefix}{i}")
+                }
+            })
             .collect();
     }
     let t0 = Instant::now();
@@ -49,7 +65,9 @@ fn main() {
     let jwt = format!(
         "{}.{}.c2ln",
         b64(r#"{"alg":"HS256","typ":"JWT"}"#),
-        b64(r#"{"sub":"alice","username":"alice","client_id":"app-1","iss":"https://idp.example","aud":"shop","scope":"read write","iat":1700000000,"exp":4100000000}"#)
+        b64(
+            r#"{"sub":"alice","username":"alice","client_id":"app-1","iss":"https://idp.example","aud":"shop","scope":"read write","iat":1700000000,"exp":4100000000}"#
+        )
     );
     let headers: Vec<(String, String)> = [
         (":method", "GET"),
@@ -67,11 +85,20 @@ fn main() {
     .collect();
     let req = RequestView::from_headers(headers, Some("127.0.0.1:50000".into()));
 
-    let n: u32 = std::env::var("BENCH_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let n: u32 = std::env::var("BENCH_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
     let mut outcome = None;
     let t = Instant::now();
     for _ in 0..n {
-        outcome = Some(black_box(on_request_headers(&rt, black_box(&req), true, &store, 1_800_000_000_000)));
+        outcome = Some(black_box(on_request_headers(
+            &rt,
+            black_box(&req),
+            true,
+            &store,
+            1_800_000_000_000,
+        )));
     }
     let pipeline_ns = t.elapsed().as_nanos() as f64 / f64::from(n);
     let Some((out, _)) = outcome else { return };
@@ -92,8 +119,15 @@ fn main() {
         len += black_box(build(black_box(&x), Redact::None)).len();
     }
     let record_ns = t.elapsed().as_nanos() as f64 / f64::from(n);
-    println!("feed load: {} entries x 5 types in {:.2} s", entries, load.as_secs_f64());
+    println!(
+        "feed load: {} entries x 5 types in {:.2} s",
+        entries,
+        load.as_secs_f64()
+    );
     println!("pipeline (match + identify + lookups + decide): {pipeline_ns:.0} ns/request");
-    println!("record building ({} bytes): {record_ns:.0} ns/request", len / n as usize);
+    println!(
+        "record building ({} bytes): {record_ns:.0} ns/request",
+        len / n as usize
+    );
     println!("total: {:.0} ns/request", pipeline_ns + record_ns);
 }

@@ -64,7 +64,9 @@ pub fn redact(mode: Redact, v: &str) -> Option<String> {
             const HEX: &[u8; 16] = b"0123456789abcdef";
             for b in d {
                 for nibble in [b >> 4, b & 15] {
-                    s.push(char::from(HEX.get(usize::from(nibble)).copied().unwrap_or(b'0')));
+                    s.push(char::from(
+                        HEX.get(usize::from(nibble)).copied().unwrap_or(b'0'),
+                    ));
                 }
             }
             Some(s)
@@ -344,9 +346,15 @@ struct Attributes<'a> {
     request_headers: Headers<'a>,
     #[serde(rename = "HttpRequest.CorrelationId")]
     correlation_id: Option<&'a str>,
-    #[serde(rename = "HttpRequest.AccessToken", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "HttpRequest.AccessToken",
+        skip_serializing_if = "Option::is_none"
+    )]
     access_token: Option<TokenOut<'a>>,
-    #[serde(rename = "HttpRequest.ClientCertificate", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "HttpRequest.ClientCertificate",
+        skip_serializing_if = "Option::is_none"
+    )]
     client_certificate: Option<Cert<'a>>,
     #[serde(rename = "HttpRequest.ResponseStatus")]
     response_status: Option<u16>,
@@ -415,9 +423,18 @@ struct ClientOut<'a> {
 
 /// A header value as written: credentials follow the redaction mode; the admin key is always
 /// hashed (or omitted).
-fn header_value<'v>(name: &str, v: &'v str, mode: Redact, secrets: &[&str]) -> Option<Cow<'v, str>> {
+fn header_value<'v>(
+    name: &str,
+    v: &'v str,
+    mode: Redact,
+    secrets: &[&str],
+) -> Option<Cow<'v, str>> {
     if name.eq_ignore_ascii_case(crate::admin::KEY_HEADER) {
-        let m = if mode == Redact::None { Redact::Hash } else { mode };
+        let m = if mode == Redact::None {
+            Redact::Hash
+        } else {
+            mode
+        };
         return redact(m, v).map(Cow::Owned);
     }
     let credential = CREDENTIAL_HEADERS

@@ -14,7 +14,10 @@ fn start_example(name: &str) -> (std::process::Child, Vec<(u16, u16)>, std::path
     for line in text.lines() {
         let mut l = line.to_string();
         if let Some(i) = l.find("port_value: ") {
-            let digits: String = l[i + 12..].chars().take_while(char::is_ascii_digit).collect();
+            let digits: String = l[i + 12..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
             let old: u16 = digits.parse().unwrap();
             let new = match ports.iter().find(|(o, _)| *o == old) {
                 Some((_, n)) => *n,
@@ -24,7 +27,12 @@ fn start_example(name: &str) -> (std::process::Child, Vec<(u16, u16)>, std::path
                     n
                 }
             };
-            l = format!("{}port_value: {}{}", &l[..i], new, &l[i + 12 + digits.len()..]);
+            l = format!(
+                "{}port_value: {}{}",
+                &l[..i],
+                new,
+                &l[i + 12 + digits.len()..]
+            );
         }
         l = l.replace(
             "target/wasm32-wasip1/release/api_warden.wasm",
@@ -58,12 +66,22 @@ fn wait_ready(child: &mut std::process::Child, admin: u16, log: &std::path::Path
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(Some(s)) = child.try_wait() {
-            panic!("exited {s}: {}", std::fs::read_to_string(log).unwrap_or_default());
+            panic!(
+                "exited {s}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
         }
-        if get(admin, "/ready").map(|r| r.status == 200).unwrap_or(false) {
+        if get(admin, "/ready")
+            .map(|r| r.status == 200)
+            .unwrap_or(false)
+        {
             return;
         }
-        assert!(Instant::now() < deadline, "{}", std::fs::read_to_string(log).unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -74,7 +92,14 @@ fn demo_passes_and_blocks_as_the_readme_says() {
     wait_ready(&mut child, port(&ports, 9901), &log);
     let p = port(&ports, 10000);
     let ok = request(p, "GET", "/shop/items", &[], None).unwrap();
-    let blocked = request(p, "GET", "/shop/items", &[("x-api-key", "stolen-key")], None).unwrap();
+    let blocked = request(
+        p,
+        "GET",
+        "/shop/items",
+        &[("x-api-key", "stolen-key")],
+        None,
+    )
+    .unwrap();
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(ok.status, 200);
@@ -97,12 +122,29 @@ fn apis_example_loads_the_seed_api_json_verbatim() {
             b(format!(r#"{{"username":"{user}","client_id":"app"}}"#))
         )
     };
-    let eve = request(p, "GET", "/rest/orders", &[("authorization", &jwt("eve"))], None).unwrap();
-    let alice = request(p, "GET", "/rest/orders", &[("authorization", &jwt("alice"))], None).unwrap();
+    let eve = request(
+        p,
+        "GET",
+        "/rest/orders",
+        &[("authorization", &jwt("eve"))],
+        None,
+    )
+    .unwrap();
+    let alice = request(
+        p,
+        "GET",
+        "/rest/orders",
+        &[("authorization", &jwt("alice"))],
+        None,
+    )
+    .unwrap();
     let root_api = request(p, "GET", "/anything?key_1.4=k", &[], None).unwrap();
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(eve.status, 403, "the /rest API (seed 001) decodes the JWT and eve is denied");
+    assert_eq!(
+        eve.status, 403,
+        "the /rest API (seed 001) decodes the JWT and eve is denied"
+    );
     assert_eq!(alice.status, 200);
     assert_eq!(root_api.status, 200);
 }
@@ -111,7 +153,14 @@ fn apis_example_loads_the_seed_api_json_verbatim() {
 fn production_example_starts_with_the_admin_listener() {
     let (mut child, ports, log) = start_example("production.yaml");
     wait_ready(&mut child, port(&ports, 9901), &log);
-    let admin = request(port(&ports, 9902), "GET", "/_api_warden/deny_list", &[], None).unwrap();
+    let admin = request(
+        port(&ports, 9902),
+        "GET",
+        "/_api_warden/deny_list",
+        &[],
+        None,
+    )
+    .unwrap();
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(admin.status, 401, "{}", admin.body_text());

@@ -7,12 +7,12 @@
     clippy::indexing_slicing
 )]
 
-mod harness;
-mod skeleton;
-mod config;
-mod identity;
-mod enforcement;
 mod admin;
 mod attack_list;
-mod records;
+mod config;
+mod enforcement;
 mod examples;
+mod harness;
+mod identity;
+mod records;
+mod skeleton;
