@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::identity::IdType;
-use crate::lists::{self, ConfigLists, Entry, ListKind, Source, Store, UpdateError};
+use crate::lists::{self, ConfigLists, Entry, ListKind, Lookup, Source, Store, UpdateError};
 use crate::services::AdminSettings;
 
 /// Header carrying the admin key.
@@ -34,11 +34,20 @@ fn error(status: u32, msg: impl Into<String>) -> Reply {
 }
 
 /// Does this normalized path belong to the admin API?
+///
+/// Besides `<path>` and `<path>/…`, a path that continues with an encoded slash or backslash
+/// (`<path>%2F…`, `<path>%5C…`) counts too: [`crate::router::normalize_path`] keeps those
+/// escapes, but many upstreams decode them, so such a request must never be forwarded either.
 pub fn is_admin_path(settings: &AdminSettings, normalized_path: &str) -> bool {
-    normalized_path == settings.path
-        || normalized_path
-            .strip_prefix(settings.path.as_str())
-            .is_some_and(|rest| rest.starts_with('/'))
+    normalized_path
+        .strip_prefix(settings.path.as_str())
+        .is_some_and(|rest| {
+            let esc = rest.get(..3);
+            rest.is_empty()
+                || rest.starts_with('/')
+                || esc
+                    .is_some_and(|e| e.eq_ignore_ascii_case("%2f") || e.eq_ignore_ascii_case("%5c"))
+        })
 }
 
 /// Compare two byte strings in time that depends only on their lengths.
@@ -58,17 +67,32 @@ pub struct AdminRequest<'a> {
     pub raw_path: &'a str,
     /// Value of `x-api-warden-admin-key`, if sent.
     pub key: Option<&'a str>,
+    /// The request body (empty when none was sent).
     pub body: &'a [u8],
 }
 
-/// Handle one admin request at time `now` (Unix seconds).
+/// How to pass the parameters of a change, for error messages.
+const PARAMS_HELP: &str = "send a JSON body {\"type\": …, \"value\": …, \"ttl_s\": …}, or \
+    the same as query parameters, e.g. POST <admin path>/deny_list?type=username&value=eve&ttl_s=600";
+
+/// Does the `:path` carry the parameters of a change (`type`, `value` or `ttl_s`) in its query
+/// string?
+/// Such a request is answered from the headers alone; any body is ignored.
+pub fn has_query_params(raw_path: &str) -> bool {
+    crate::parse::query_params(raw_path)
+        .iter()
+        .any(|(k, _)| k == "type" || k == "value" || k == "ttl_s")
+}
+
+/// Handle one admin request at time `now_ms` (Unix milliseconds).
 pub fn handle(
     settings: &AdminSettings,
     req: &AdminRequest<'_>,
     store: &impl Store,
     config: &ConfigLists,
-    now: u64,
+    now_ms: u64,
 ) -> Reply {
+    let now = now_ms / 1000;
     match req.key {
         Some(k) if constant_time_eq(k.as_bytes(), settings.key.as_bytes()) => {}
         Some(_) => return error(401, format!("wrong {KEY_HEADER}")),
@@ -82,9 +106,9 @@ pub fn handle(
     };
     match req.method {
         "GET" => list_entries(list, req.raw_path, store, config, now),
-        "POST" | "PUT" => match parse_body(req.body) {
+        "POST" | "PUT" => match parse_params(req) {
             Ok((t, value, ttl)) => {
-                let expires_at = if ttl == 0 { 0 } else { now.saturating_add(ttl) };
+                let expires_at = lists::expiry(now_ms, ttl);
                 let e = Entry {
                     value,
                     source: Source::Admin,
@@ -102,7 +126,7 @@ pub fn handle(
             }
             Err(m) => error(400, m),
         },
-        "DELETE" => match parse_body(req.body) {
+        "DELETE" => match parse_params(req) {
             Ok((t, value, _)) => match lists::remove(store, list, t, &value) {
                 Ok(()) => reply(
                     200,
@@ -112,6 +136,15 @@ pub fn handle(
                     409,
                     "this entry comes from the plugin configuration; change the configuration to remove it",
                 ),
+                Err(UpdateError::NotFound)
+                    if Lookup::new(store, config, now, true).find(list, t, &value)
+                        == Some(Source::AttackList) =>
+                {
+                    error(
+                        409,
+                        "this entry comes from the attack list; it goes when the feed drops it",
+                    )
+                }
                 Err(e) => update_error(e),
             },
             Err(m) => error(400, m),
@@ -124,12 +157,45 @@ fn update_error(e: UpdateError) -> Reply {
     match e {
         UpdateError::BadValue(m) => error(400, m),
         UpdateError::NotFound => error(404, "no such entry"),
-        UpdateError::Contention => error(503, e.to_string()),
+        UpdateError::Contention | UpdateError::Superseded | UpdateError::Store(_) => {
+            error(503, e.to_string())
+        }
     }
+}
+
+/// The `(type, value, ttl_s)` of a change: from the query string when it carries them, else from
+/// a JSON body `{"type", "value", "ttl_s"}`.
+fn parse_params(req: &AdminRequest<'_>) -> Result<(IdType, String, u64), String> {
+    if has_query_params(req.raw_path) {
+        let q = crate::parse::query_params(req.raw_path);
+        let get = |n: &str| q.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        let mut v = serde_json::Map::new();
+        if let Some(t) = get("type") {
+            v.insert("type".into(), Value::String(t.into()));
+        }
+        if let Some(x) = get("value") {
+            v.insert("value".into(), Value::String(x.into()));
+        }
+        if let Some(ttl) = get("ttl_s") {
+            let n = ttl
+                .parse::<u64>()
+                .map_err(|_| format!("\"ttl_s\" must be a non-negative integer, got {ttl:?}"))?;
+            v.insert("ttl_s".into(), Value::from(n));
+        }
+        return parse_fields(&Value::Object(v));
+    }
+    if req.body.iter().all(u8::is_ascii_whitespace) {
+        return Err(format!("no parameters: {PARAMS_HELP}"));
+    }
+    parse_body(req.body)
 }
 
 fn parse_body(body: &[u8]) -> Result<(IdType, String, u64), String> {
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    parse_fields(&v)
+}
+
+fn parse_fields(v: &Value) -> Result<(IdType, String, u64), String> {
     let t = v
         .get("type")
         .and_then(Value::as_str)

@@ -70,8 +70,10 @@ impl Decision {
 /// `token_missing` when the API has `oauth2_access_token` and `is_token_mandatory` and no token
 /// was captured. Any captured identifier on the allow list cancels the cause (the allow list
 /// wins). A cause blocks only when `enable_firewall` and the API's `enable_blocking` are both on;
-/// otherwise the request passes with `would_block` set (monitor mode). `token_missing` also asks
-/// for the client IP to be added as a detected entry when `enable_ase_detected_attack` is on.
+/// otherwise the request passes with `would_block` set (monitor mode). A `token_missing` that
+/// blocks also asks for the client IP to be added as a detected entry when
+/// `enable_ase_detected_attack` is on; in monitor mode nothing is added, since a detected entry
+/// would block the client for real on every other API that enforces.
 pub fn decide(api: Option<&Api>, ase: &Ase, client: &Client, lists: &impl ListCheck) -> Decision {
     let Some(api) = api else {
         return Decision::allow();
@@ -122,7 +124,7 @@ pub fn decide(api: Option<&Api>, ase: &Ase, client: &Client, lists: &impl ListCh
         reason: blocking.then(|| reason.clone()),
         would_block: (!blocking).then_some(reason),
         source,
-        detect_ip,
+        detect_ip: detect_ip.filter(|_| blocking),
     }
 }
 

@@ -224,12 +224,22 @@ pub struct Entry {
 }
 
 fn encode_entry(out: &mut Vec<u8>, e: &Entry) {
-    let h = fnv1a(e.value.as_bytes());
-    out.extend_from_slice(&fingerprint(h).to_le_bytes());
-    out.extend_from_slice(&(e.expires_at.min(u64::from(u32::MAX)) as u32).to_le_bytes());
-    out.push(e.source.code());
-    out.extend_from_slice(&(e.value.len() as u16).to_le_bytes());
-    out.extend_from_slice(e.value.as_bytes());
+    encode_raw(
+        out,
+        fnv1a(e.value.as_bytes()),
+        &e.value,
+        e.source,
+        e.expires_at,
+    );
+}
+
+/// Append one entry whose value hashes to `hash` (see the bucket layout above).
+fn encode_raw(out: &mut Vec<u8>, hash: u64, value: &str, source: Source, expires_at: u64) {
+    out.extend_from_slice(&fingerprint(hash).to_le_bytes());
+    out.extend_from_slice(&(expires_at.min(u64::from(u32::MAX)) as u32).to_le_bytes());
+    out.push(source.code());
+    out.extend_from_slice(&(value.len() as u16).to_le_bytes());
+    out.extend_from_slice(value.as_bytes());
 }
 
 /// Walk a bucket's raw entries: (fingerprint, expires, source, value bytes). Stops at a truncated
@@ -260,6 +270,21 @@ fn decode_bucket(bucket: &[u8]) -> Vec<Entry> {
 
 fn live(exp: u32, now: u64) -> bool {
     exp == 0 || u64::from(exp) > now
+}
+
+/// The `expires_at` (Unix seconds, 0 = never) of an entry created at `now_ms` (Unix milliseconds)
+/// that must live `ttl_s` seconds (0 = forever).
+///
+/// Entries are live while the current whole second is below `expires_at`, so the time is rounded
+/// up: the entry lives at least `ttl_s` seconds and less than one second more. Rounding down
+/// would let a 1-second entry created at `x.999` die a millisecond later.
+pub fn expiry(now_ms: u64, ttl_s: u64) -> u64 {
+    if ttl_s == 0 {
+        return 0;
+    }
+    now_ms
+        .saturating_add(ttl_s.saturating_mul(1000))
+        .div_ceil(1000)
 }
 
 /// Find a live entry for `value` in a bucket; returns its source.
@@ -400,6 +425,10 @@ pub enum UpdateError {
     Contention,
     /// Not present (delete).
     NotFound,
+    /// Another feed replacement finished while this one was writing; this one was dropped.
+    Superseded,
+    /// The host refused a write.
+    Store(String),
 }
 
 impl std::fmt::Display for UpdateError {
@@ -408,6 +437,13 @@ impl std::fmt::Display for UpdateError {
             UpdateError::BadValue(m) => write!(f, "{m}"),
             UpdateError::Contention => write!(f, "too many concurrent updates; retry"),
             UpdateError::NotFound => write!(f, "no such entry"),
+            UpdateError::Superseded => {
+                write!(
+                    f,
+                    "another attack-list update finished first; this one was dropped"
+                )
+            }
+            UpdateError::Store(m) => write!(f, "shared data: {m}"),
         }
     }
 }
@@ -578,39 +614,34 @@ pub struct Feed {
 
 impl Feed {
     /// Parse the analytics engine's attack list: `{"ip": [...], "token": [...], "api_key": [...],
-    /// "cookie": [...], "username": [...]}`. Unknown keys are ignored; a value that is not a
-    /// string, or an unusable value (bad IP, empty), is skipped and counted in `skipped`.
+    /// "cookie": [...], "username": [...]}`. Unknown keys are ignored and a type given as `null`
+    /// is empty; a type that is not an array is an error. An item is a string or an object
+    /// `{"value": "...", ...}` (as some engines send); any other item, or an unusable value (bad
+    /// IP, empty), is skipped and counted in `skipped`. Duplicates are dropped.
+    ///
+    /// The body is read straight into per-type vectors (no JSON tree of the whole document), and
+    /// duplicates are dropped by sorting, so a feed of millions of entries costs little more than
+    /// the values themselves.
     pub fn parse(body: &[u8]) -> Result<(Feed, usize), String> {
-        let v: serde_json::Value =
-            serde_json::from_slice(body).map_err(|e| format!("attack list is not JSON: {e}"))?;
-        let obj = v
-            .as_object()
-            .ok_or_else(|| "attack list is not a JSON object".to_string())?;
+        let raw: feed_de::Raw =
+            serde_json::from_slice(body).map_err(|e| format!("attack list is not valid: {e}"))?;
         let mut feed = Feed::default();
-        let mut skipped = 0;
+        let mut skipped = raw.skipped;
         for t in IdType::ALL {
-            let Some(items) = obj.get(t.as_str()) else {
+            let Some(items) = raw.values.get(type_idx(t)) else {
                 continue;
             };
-            let arr = items
-                .as_array()
-                .ok_or_else(|| format!("attack list \"{}\" is not an array", t.as_str()))?;
-            let mut seen = HashSet::with_capacity(arr.len());
-            for item in arr {
-                // Accept plain strings, and objects {"value": "...", ...} as some engines send.
-                let s = item
-                    .as_str()
-                    .or_else(|| item.get("value").and_then(|x| x.as_str()));
-                match s.map(|s| check_value(t, s)) {
-                    Some(Ok(val)) => {
-                        if seen.insert(val.clone()) {
-                            if let Some(slot) = feed.values.get_mut(type_idx(t)) {
-                                slot.push(val);
-                            }
-                        }
-                    }
-                    _ => skipped += 1,
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                match check_value(t, item) {
+                    Ok(v) => out.push(v),
+                    Err(_) => skipped += 1,
                 }
+            }
+            out.sort_unstable();
+            out.dedup();
+            if let Some(slot) = feed.values.get_mut(type_idx(t)) {
+                *slot = out;
             }
         }
         Ok((feed, skipped))
@@ -624,6 +655,148 @@ impl Feed {
     /// True when the feed holds nothing.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Streaming deserialization of the attack-list document (see [`Feed::parse`]).
+mod feed_de {
+    use std::fmt;
+
+    use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde::Deserialize;
+
+    use crate::identity::IdType;
+
+    /// The values per type, as strings, plus the count of items that were not strings.
+    #[derive(Default)]
+    pub(super) struct Raw {
+        pub(super) values: [Vec<String>; 5],
+        pub(super) skipped: usize,
+    }
+
+    impl<'de> Deserialize<'de> for Raw {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Raw, D::Error> {
+            d.deserialize_map(RawVisitor)
+        }
+    }
+
+    struct RawVisitor;
+
+    impl<'de> Visitor<'de> for RawVisitor {
+        type Value = Raw;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object of identifier type -> array")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
+            let mut raw = Raw::default();
+            while let Some(key) = map.next_key::<String>()? {
+                let Some(idx) = IdType::ALL.iter().position(|t| t.as_str() == key) else {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                };
+                let Some(items) = map.next_value::<Option<Items>>()? else {
+                    continue;
+                };
+                raw.skipped += items.skipped;
+                if let Some(slot) = raw.values.get_mut(idx) {
+                    slot.extend(items.values);
+                }
+            }
+            Ok(raw)
+        }
+    }
+
+    /// One type's array.
+    struct Items {
+        values: Vec<String>,
+        skipped: usize,
+    }
+
+    impl<'de> Deserialize<'de> for Items {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Items, D::Error> {
+            d.deserialize_seq(ItemsVisitor)
+        }
+    }
+
+    struct ItemsVisitor;
+
+    impl<'de> Visitor<'de> for ItemsVisitor {
+        type Value = Items;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an array of strings")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items, A::Error> {
+            let mut out = Items {
+                values: Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20)),
+                skipped: 0,
+            };
+            while let Some(item) = seq.next_element::<Item>()? {
+                match item.0 {
+                    Some(v) => out.values.push(v),
+                    None => out.skipped += 1,
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    /// A string, or the string `value` of an object; `None` for anything else.
+    struct Item(Option<String>);
+
+    impl<'de> Deserialize<'de> for Item {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Item, D::Error> {
+            d.deserialize_any(ItemVisitor)
+        }
+    }
+
+    struct ItemVisitor;
+
+    impl<'de> Visitor<'de> for ItemVisitor {
+        type Value = Item;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string or an object with a string \"value\"")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Item, E> {
+            Ok(Item(Some(v.to_string())))
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Item, E> {
+            Ok(Item(Some(v)))
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Item, E> {
+            Ok(Item(None))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Item, E> {
+            Ok(Item(None))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Item, E> {
+            Ok(Item(None))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Item, E> {
+            Ok(Item(None))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Item, E> {
+            Ok(Item(None))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Item, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Item(None))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Item, A::Error> {
+            let mut value = None;
+            while let Some(key) = map.next_key::<String>()? {
+                if key == "value" && value.is_none() {
+                    value = map.next_value::<Item>()?.0;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(Item(value))
+        }
     }
 }
 
@@ -648,22 +821,22 @@ pub fn replace_feed(store: &impl Store, feed: &Feed) -> Result<u32, UpdateError>
             continue;
         }
         let nb = feed_bucket_count(values.len());
-        let mut buckets: HashMap<u32, Vec<u8>> = HashMap::new();
+        let mut buckets: Vec<Vec<u8>> = vec![Vec::new(); nb as usize];
         for v in values {
-            let e = Entry {
-                value: v.clone(),
-                source: Source::AttackList,
-                expires_at: 0,
-            };
-            encode_entry(
-                buckets
-                    .entry(bucket_of(fnv1a(v.as_bytes()), nb))
-                    .or_default(),
-                &e,
-            );
+            let h = fnv1a(v.as_bytes());
+            if let Some(out) = buckets.get_mut(bucket_of(h, nb) as usize) {
+                encode_raw(out, h, v, Source::AttackList, 0);
+            }
         }
-        for (b, bytes) in &buckets {
-            store.set(&feed_key(slot, t, *b), bytes, None);
+        // Write every bucket of the new generation, the empty ones too: the slot may still hold
+        // data of an older generation whose clean-up did not finish, and it must not show.
+        for (b, bytes) in (0..nb).zip(&buckets) {
+            if !store.set(&feed_key(slot, t, b), bytes, None) {
+                return Err(UpdateError::Store(format!(
+                    "writing {} feed bucket {b} failed",
+                    t.as_str()
+                )));
+            }
         }
         if let Some(x) = new_buckets.get_mut(ti) {
             *x = nb;
@@ -673,14 +846,23 @@ pub fn replace_feed(store: &impl Store, feed: &Feed) -> Result<u32, UpdateError>
         }
     }
     let mut previous = Meta::default();
+    let mut superseded = false;
     let ok = Meta::update(store, |m| {
         previous = m.clone();
-        m.generation = new_gen;
-        m.feed_buckets = new_buckets;
-        m.feed_count = new_counts;
+        // Another writer flipped the feed while we wrote (overlapping polls): our slot may be
+        // the one it just made live. Leave its generation alone and never clear its slot.
+        superseded = m.generation != old.generation;
+        if !superseded {
+            m.generation = new_gen;
+            m.feed_buckets = new_buckets;
+            m.feed_count = new_counts;
+        }
     });
     if !ok {
         return Err(UpdateError::Contention);
+    }
+    if superseded {
+        return Err(UpdateError::Superseded);
     }
     // Clear the slot the previous generation used (it is no longer referenced).
     if previous.generation > 0 {

@@ -45,7 +45,10 @@ pub enum Step {
         headers: Vec<(String, String)>,
         body: String,
     },
-    /// An admin request with a body: call [`admin_body`] once the body is complete.
+    /// An admin request with a body and no query parameters: call [`admin_body`] once the body
+    /// is complete. Envoy delivers the body of a request whose headers a wasm filter holds back
+    /// only with `allow_on_headers_stop_iteration: true` on the filter (the README says so);
+    /// without it, pass the parameters in the query string.
     AwaitAdminBody,
 }
 
@@ -76,8 +79,12 @@ pub fn on_request_headers(
                 admin: true,
                 ..Outcome::default()
             };
-            if end_of_stream {
-                return (out, admin_step(admin_body(rt, req, b"", store, now_ms)));
+            // Answer from the headers whenever possible: Envoy never delivers the body of a
+            // request whose headers a proxy-wasm filter holds back, so the parameters of a
+            // change travel in the query string (any body is then ignored).
+            if end_of_stream || admin::has_query_params(&req.path) {
+                let reply = admin_reply(rt, req, b"", store, now_ms);
+                return (out, admin_step(reply));
             }
             return (out, Step::AwaitAdminBody);
         }
@@ -93,15 +100,10 @@ pub fn on_request_headers(
     );
     let decision = decision::decide(api, &cfg.ase, &identity.client, &lookup);
     if let Some(ip) = &decision.detect_ip {
-        let ttl = cfg.ase.detected_attack_ttl_s;
         let entry = Entry {
             value: ip.clone(),
             source: Source::Detected,
-            expires_at: if ttl == 0 {
-                0
-            } else {
-                now_s.saturating_add(ttl)
-            },
+            expires_at: lists::expiry(now_ms, cfg.ase.detected_attack_ttl_s),
         };
         if let Err(e) = lists::add(store, ListKind::Deny, IdType::Ip, entry, now_s) {
             log::warn!("api-warden: recording detected attack from {ip} failed: {e}");
@@ -130,8 +132,18 @@ pub fn on_request_headers(
     (out, step)
 }
 
-/// Answer an admin request whose body is complete.
+/// Answer an admin request whose body is complete (for hosts that deliver one).
 pub fn admin_body(
+    rt: &Runtime,
+    req: &RequestView,
+    body: &[u8],
+    store: &impl Store,
+    now_ms: u64,
+) -> Reply {
+    admin_reply(rt, req, body, store, now_ms)
+}
+
+fn admin_reply(
     rt: &Runtime,
     req: &RequestView,
     body: &[u8],
@@ -158,7 +170,7 @@ pub fn admin_body(
         key: req.header(admin::KEY_HEADER),
         body,
     };
-    admin::handle(a, &ar, store, &rt.config_lists, now_ms / 1000)
+    admin::handle(a, &ar, store, &rt.config_lists, now_ms)
 }
 
 /// An admin reply as a pipeline step.

@@ -33,7 +33,8 @@ pub struct AttackListSettings {
     pub timeout_ms: u64,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// Largest body accepted (bytes, default 64 MiB); larger responses are a failed poll.
+    /// Largest body accepted (bytes, default and maximum [`MAX_CALL_BODY`]); larger responses
+    /// are a failed poll.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
 }
@@ -99,8 +100,14 @@ fn default_interval() -> u64 {
 fn default_timeout() -> u64 {
     5000
 }
+/// The largest HTTP-call response Envoy hands to a proxy-wasm filter: its async client drops
+/// bigger bodies ("the buffer size limit for async client response body has been exceeded") and
+/// the call fails as if the server had not answered. Measured on Envoy 1.40: 32 MiB passes,
+/// 32 MiB + 1 KB does not.
+pub const MAX_CALL_BODY: usize = 32 << 20;
+
 fn default_max_body() -> usize {
-    64 << 20
+    MAX_CALL_BODY
 }
 fn default_analytics_path() -> String {
     "/".into()
@@ -171,6 +178,21 @@ impl Services {
                     "attack_list.interval_s and attack_list.timeout_ms must be positive".into(),
                 ));
             }
+            if a.max_body_bytes > MAX_CALL_BODY {
+                return Err(Error::Config(format!(
+                    "attack_list.max_body_bytes ({}) is above {MAX_CALL_BODY} (32 MiB): Envoy drops \
+                     larger HTTP-call responses, so such a feed could never load",
+                    a.max_body_bytes
+                )));
+            }
+            // One poll per interval only holds if a poll is over (answered or timed out) before
+            // the next is sent; overlapping polls would race to replace the feed.
+            if a.timeout_ms >= a.interval_s.saturating_mul(1000) {
+                return Err(Error::Config(format!(
+                    "attack_list.timeout_ms ({}) must be shorter than attack_list.interval_s ({} s)",
+                    a.timeout_ms, a.interval_s
+                )));
+            }
         }
         let analytics: AnalyticsSettings = field(extra, "analytics")?.unwrap_or_default();
         check_path("analytics.path", &analytics.path)?;
@@ -235,6 +257,18 @@ mod tests {
                 r#"{"attack_list": {"cluster": "abs", "path": "/x", "bogus": 1}}"#,
                 "unknown field",
             ),
+            (
+                r#"{"attack_list": {"cluster": "abs", "path": "/x", "interval_s": 1}}"#,
+                "timeout_ms (5000) must be shorter than attack_list.interval_s (1 s)",
+            ),
+            (
+                r#"{"attack_list": {"cluster": "abs", "path": "/x", "interval_s": 2, "timeout_ms": 2000}}"#,
+                "must be shorter",
+            ),
+            (
+                r#"{"attack_list": {"cluster": "abs", "path": "/x", "max_body_bytes": 33554433}}"#,
+                "max_body_bytes (33554433) is above",
+            ),
             (r#"{"analytics": {"redact": "scramble"}}"#, "analytics"),
             (r#"{"analytics": {"batch_size": 0}}"#, "positive"),
         ];
@@ -245,5 +279,12 @@ mod tests {
         let s = parse(r#"{"attack_list": {"cluster": "abs", "path": "/v4/attacks"}, "analytics": {"redact": "hash"}}"#).unwrap();
         assert_eq!(s.attack_list.unwrap().interval_s, 600);
         assert_eq!(s.analytics.redact, Redact::Hash);
+        let s = parse(
+            r#"{"attack_list": {"cluster": "abs", "path": "/x", "interval_s": 1, "timeout_ms": 999}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.attack_list.unwrap().timeout_ms, 999);
+        let s = parse(r#"{"attack_list": {"cluster": "abs", "path": "/x"}}"#).unwrap();
+        assert_eq!(s.attack_list.unwrap().max_body_bytes, 32 << 20);
     }
 }

@@ -30,7 +30,7 @@ fn call(
         key,
         body: body.as_bytes(),
     };
-    handle(&settings(), &req, store, config, 1000)
+    handle(&settings(), &req, store, config, 1_000_000)
 }
 
 const KEY: Option<&str> = Some("0123456789abcdef");
@@ -41,6 +41,16 @@ fn paths() {
     assert!(is_admin_path(&s, "/_api_warden"));
     assert!(is_admin_path(&s, "/_api_warden/deny_list"));
     assert!(!is_admin_path(&s, "/_api_wardenx"));
+    assert!(!is_admin_path(&s, "/_api_warden%2"));
+    assert!(!is_admin_path(&s, "/_api_warden%41"));
+    // Encoded separators: upstreams may decode them, so they stay on the admin side.
+    for p in [
+        "/_api_warden%2Fdeny_list",
+        "/_api_warden%2fdeny_list",
+        "/_api_warden%5Cdeny_list",
+    ] {
+        assert!(is_admin_path(&s, &crate::router::normalize_path(p)), "{p}");
+    }
     assert!(!is_admin_path(&s, "/shop"));
 }
 
@@ -190,4 +200,161 @@ fn bad_requests_get_400_with_a_message() {
         call(&st, &c, "GET", "/_api_warden/deny_list?type=bogus", KEY, "").status,
         400
     );
+}
+
+#[test]
+fn ttl_counts_from_the_millisecond_and_rounds_up() {
+    let st = MemStore::default();
+    let c = ConfigLists::default();
+    let req = AdminRequest {
+        method: "POST",
+        path: "/_api_warden/deny_list",
+        raw_path: "/_api_warden/deny_list",
+        key: KEY,
+        body: br#"{"type": "token", "value": "t", "ttl_s": 1}"#,
+    };
+    // At 1000.999 s, one second to live: still there during second 1001.
+    let r = handle(&settings(), &req, &st, &c, 1_000_999);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["expires_at"], 1002);
+    assert!(Lookup::new(&st, &c, 1001, true)
+        .find(ListKind::Deny, IdType::Token, "t")
+        .is_some());
+    assert!(Lookup::new(&st, &c, 1002, true)
+        .find(ListKind::Deny, IdType::Token, "t")
+        .is_none());
+}
+
+#[test]
+fn attack_list_entries_cannot_be_deleted_by_hand() {
+    let st = MemStore::default();
+    let c = ConfigLists::default();
+    let (feed, _) = lists::Feed::parse(br#"{"username": ["fed"]}"#).unwrap();
+    lists::replace_feed(&st, &feed).unwrap();
+    let r = call(
+        &st,
+        &c,
+        "DELETE",
+        "/_api_warden/deny_list",
+        KEY,
+        r#"{"type": "username", "value": "fed"}"#,
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("attack list"), "{}", r.body);
+    let r = call(
+        &st,
+        &c,
+        "GET",
+        "/_api_warden/deny_list?type=username",
+        KEY,
+        "",
+    );
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(
+        v["username"],
+        json!([{"value": "fed", "source": "attack_list", "expires_at": null}])
+    );
+    // Absent everywhere: 404.
+    let r = call(
+        &st,
+        &c,
+        "DELETE",
+        "/_api_warden/deny_list",
+        KEY,
+        r#"{"type": "username", "value": "nobody"}"#,
+    );
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn changes_take_their_parameters_from_the_query_string() {
+    let st = MemStore::default();
+    let c = ConfigLists::default();
+    let r = call(
+        &st,
+        &c,
+        "POST",
+        "/_api_warden/deny_list?type=token&value=a%2Bb%2Fc%3D&ttl_s=60",
+        KEY,
+        "",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["value"], "a+b/c=");
+    assert_eq!(v["expires_at"], 1060);
+    assert!(Lookup::new(&st, &c, 1000, true)
+        .find(ListKind::Deny, IdType::Token, "a+b/c=")
+        .is_some());
+    // The query wins over a body.
+    let r = call(
+        &st,
+        &c,
+        "POST",
+        "/_api_warden/allow_list?type=username&value=bob",
+        KEY,
+        r#"{"type": "username", "value": "other"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(Lookup::new(&st, &c, 1000, true)
+        .find(ListKind::Allow, IdType::Username, "bob")
+        .is_some());
+    let r = call(
+        &st,
+        &c,
+        "DELETE",
+        "/_api_warden/deny_list?type=token&value=a%2Bb%2Fc%3D",
+        KEY,
+        "",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rows = [
+        ("?type=email&value=x", "unknown type"),
+        ("?value=x", "is required: one of"),
+        ("?type=username", "is required and must be a string"),
+        ("?type=username&value=", "empty"),
+        ("?type=ip&value=1.2.3", "not an IP"),
+        ("?type=username&value=x&ttl_s=-1", "ttl_s"),
+        ("?type=username&value=x&ttl_s=soon", "ttl_s"),
+        ("", "query parameters"),
+    ];
+    for (q, want) in rows {
+        let r = call(
+            &st,
+            &c,
+            "POST",
+            &format!("/_api_warden/deny_list{q}"),
+            KEY,
+            "",
+        );
+        assert_eq!(r.status, 400, "{q}: {}", r.body);
+        assert!(r.body.contains(want), "{q}: {}", r.body);
+    }
+}
+
+#[test]
+fn an_empty_change_is_a_400_that_says_what_to_do() {
+    let st = MemStore::default();
+    let c = ConfigLists::default();
+    let req = AdminRequest {
+        method: "POST",
+        path: "/_api_warden/deny_list",
+        raw_path: "/_api_warden/deny_list",
+        key: KEY,
+        body: b"",
+    };
+    let r = handle(&settings(), &req, &st, &c, 1_000_000);
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("query parameters"), "{}", r.body);
+    assert!(r.body.contains("JSON body"), "{}", r.body);
+    // Authentication still comes first.
+    let req = AdminRequest { key: None, ..req };
+    assert_eq!(handle(&settings(), &req, &st, &c, 1_000_000).status, 401);
+    // GET needs no parameters.
+    let req = AdminRequest {
+        method: "GET",
+        key: KEY,
+        ..req
+    };
+    assert_eq!(handle(&settings(), &req, &st, &c, 1_000_000).status, 200);
 }

@@ -184,3 +184,21 @@ fn mandatory_token() {
     assert_eq!(d.verdict, Verdict::Allow);
     assert_eq!(d.detect_ip, None);
 }
+
+#[test]
+fn monitor_mode_never_records_a_detected_attack() {
+    let mut a = api(true);
+    a.is_token_mandatory = true;
+    let mut c = client();
+    c.token = None;
+    for (firewall, blocking) in [(false, true), (true, false), (false, false)] {
+        a.enable_blocking = blocking;
+        let d = decide(Some(&a), &ase(firewall), &c, &Lists::default());
+        assert_eq!(d.verdict, Verdict::Allow, "fw={firewall} blk={blocking}");
+        assert_eq!(d.would_block.as_deref(), Some("token_missing"));
+        assert_eq!(d.detect_ip, None, "fw={firewall} blk={blocking}");
+    }
+    a.enable_blocking = true;
+    let d = decide(Some(&a), &ase(true), &c, &Lists::default());
+    assert_eq!(d.detect_ip.as_deref(), Some("192.0.2.1"));
+}

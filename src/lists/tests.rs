@@ -338,3 +338,193 @@ fn first_write_race_is_repaired() {
     let stored = decode_bucket(&s.get(&key).0.unwrap());
     assert!(stored.iter().any(|e| e.value == "eve"), "{stored:?}");
 }
+
+#[test]
+fn expiry_rounds_up_so_an_entry_lives_at_least_its_ttl() {
+    assert_eq!(expiry(1_000_999, 0), 0);
+    // Created at 1000.000 s with 1 s to live: live during second 1000, gone at 1001.
+    assert_eq!(expiry(1_000_000, 1), 1001);
+    // Created at 1000.999 s: rounding down would end it a millisecond later.
+    assert_eq!(expiry(1_000_999, 1), 1002);
+    assert_eq!(expiry(1_000_001, 60), 1061);
+    assert_eq!(expiry(u64::MAX, 5), u64::MAX.div_ceil(1000));
+    let s = MemStore::default();
+    let c = ConfigLists::default();
+    let exp = expiry(1_000_999, 1);
+    add(
+        &s,
+        ListKind::Deny,
+        IdType::Ip,
+        entry("192.0.2.1", Source::Admin, exp),
+        1000,
+    )
+    .unwrap();
+    for (now, live) in [(1000, true), (1001, true), (1002, false)] {
+        assert_eq!(
+            Lookup::new(&s, &c, now, true)
+                .find(ListKind::Deny, IdType::Ip, "192.0.2.1")
+                .is_some(),
+            live,
+            "at {now}"
+        );
+    }
+}
+
+#[test]
+fn stale_data_left_in_a_feed_slot_never_shows_in_a_new_generation() {
+    let s = MemStore::default();
+    let c = ConfigLists::default();
+    let (f1, _) = Feed::parse(br#"{"username": ["a1"]}"#).unwrap();
+    assert_eq!(replace_feed(&s, &f1), Ok(1));
+    // Generation 2 will use slot 0. Leave junk there, as an interrupted clean-up would.
+    for b in 0..feed_bucket_count(1) {
+        let mut junk = Vec::new();
+        encode_entry(&mut junk, &entry("ghost", Source::AttackList, 0));
+        s.set(&feed_key(0, IdType::Username, b), &junk, None);
+    }
+    let (f2, _) = Feed::parse(br#"{"username": ["a2"]}"#).unwrap();
+    assert_eq!(replace_feed(&s, &f2), Ok(2));
+    let l = Lookup::new(&s, &c, 0, true);
+    assert_eq!(l.find(ListKind::Deny, IdType::Username, "ghost"), None);
+    assert_eq!(l.find(ListKind::Deny, IdType::Username, "a1"), None);
+    assert_eq!(
+        l.find(ListKind::Deny, IdType::Username, "a2"),
+        Some(Source::AttackList)
+    );
+}
+
+#[test]
+fn a_replacement_overtaken_by_another_never_clears_the_live_feed() {
+    // A store where another worker finishes its own replacement while ours writes buckets.
+    struct Overlap {
+        inner: MemStore,
+        other: std::cell::RefCell<Option<Feed>>,
+    }
+    impl Store for Overlap {
+        fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+            self.inner.get(key)
+        }
+        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+            let ok = self.inner.set(key, value, cas);
+            if key.starts_with("aw:f") {
+                if let Some(f) = self.other.borrow_mut().take() {
+                    replace_feed(&self.inner, &f).unwrap();
+                }
+            }
+            ok
+        }
+    }
+    let (theirs, _) = Feed::parse(br#"{"ip": ["192.0.2.5"]}"#).unwrap();
+    let s = Overlap {
+        inner: MemStore::default(),
+        other: std::cell::RefCell::new(Some(theirs)),
+    };
+    let (ours, _) = Feed::parse(br#"{"token": ["t1"]}"#).unwrap();
+    assert_eq!(replace_feed(&s, &ours), Err(UpdateError::Superseded));
+    let c = ConfigLists::default();
+    let l = Lookup::new(&s.inner, &c, 0, true);
+    assert_eq!(Meta::load(&s.inner).0.generation, 1);
+    assert_eq!(
+        l.find(ListKind::Deny, IdType::Ip, "192.0.2.5"),
+        Some(Source::AttackList)
+    );
+    // The next replacement works as usual.
+    let (next, _) = Feed::parse(br#"{"token": ["t2"]}"#).unwrap();
+    assert_eq!(replace_feed(&s.inner, &next), Ok(2));
+    let l = Lookup::new(&s.inner, &c, 0, true);
+    assert_eq!(l.find(ListKind::Deny, IdType::Ip, "192.0.2.5"), None);
+    assert_eq!(
+        l.find(ListKind::Deny, IdType::Token, "t2"),
+        Some(Source::AttackList)
+    );
+}
+
+#[test]
+fn a_refused_bucket_write_fails_the_replacement_and_keeps_the_last_feed() {
+    struct Full {
+        inner: MemStore,
+        refuse: std::cell::Cell<bool>,
+    }
+    impl Store for Full {
+        fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+            self.inner.get(key)
+        }
+        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+            !(self.refuse.get() && key.starts_with("aw:f")) && self.inner.set(key, value, cas)
+        }
+    }
+    let s = Full {
+        inner: MemStore::default(),
+        refuse: std::cell::Cell::new(false),
+    };
+    let (f1, _) = Feed::parse(br#"{"username": ["kept"]}"#).unwrap();
+    assert_eq!(replace_feed(&s, &f1), Ok(1));
+    s.refuse.set(true);
+    let (f2, _) = Feed::parse(br#"{"username": ["new"]}"#).unwrap();
+    assert!(matches!(replace_feed(&s, &f2), Err(UpdateError::Store(_))));
+    let c = ConfigLists::default();
+    let l = Lookup::new(&s, &c, 0, true);
+    assert_eq!(
+        l.find(ListKind::Deny, IdType::Username, "kept"),
+        Some(Source::AttackList)
+    );
+    assert_eq!(l.find(ListKind::Deny, IdType::Username, "new"), None);
+}
+
+#[test]
+fn feed_parsing_table() {
+    // (body, values per type as [ip, token, api_key, cookie, username], skipped).
+    type Row<'a> = (&'a [u8], [&'a [&'a str]; 5], usize);
+    let ok: [Row; 6] = [
+        (b"{}", [&[], &[], &[], &[], &[]], 0),
+        (
+            br#"{"ip": null, "username": []}"#,
+            [&[], &[], &[], &[], &[]],
+            0,
+        ),
+        (
+            br#"{"username": ["b", "a", "b", {"value": "c", "ttl": 5}, {"v": "x"}, [1], true]}"#,
+            [&[], &[], &[], &[], &["a", "b", "c"]],
+            3,
+        ),
+        (
+            br#"{"ip": ["2001:DB8::1", " 192.0.2.1 ", "nope", ""], "other": {"ip": ["9.9.9.9"]}}"#,
+            [&["192.0.2.1", "2001:db8::1"], &[], &[], &[], &[]],
+            2,
+        ),
+        (
+            br#"{"token": ["t"], "token": ["u"], "cookie": [{"value": {"value": "deep"}}]}"#,
+            [&[], &["t", "u"], &[], &["deep"], &[]],
+            0,
+        ),
+        (
+            br#"{"api_key": ["k1"], "cookie": ["c1"], "username": [""]}"#,
+            [&[], &[], &["k1"], &["c1"], &[]],
+            1,
+        ),
+    ];
+    for (body, want, want_skipped) in ok {
+        let text = String::from_utf8_lossy(body);
+        let (f, skipped) = Feed::parse(body).unwrap_or_else(|e| panic!("{text}: {e}"));
+        for (got, want) in f.values.iter().zip(want) {
+            assert_eq!(got, &want.to_vec(), "{text}");
+        }
+        assert_eq!(skipped, want_skipped, "{text}");
+    }
+    for bad in [
+        &b""[..],
+        b"garbage",
+        b"[]",
+        b"\"x\"",
+        br#"{"ip": "1.2.3.4"}"#,
+        br#"{"username": {"value": "x"}}"#,
+        br#"{"username": ["a"]"#,
+        br#"{"username": ["a"]} trailing"#,
+    ] {
+        assert!(
+            Feed::parse(bad).is_err(),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}

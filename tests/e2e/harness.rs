@@ -130,6 +130,7 @@ static_resources:
           stat_prefix: main
           codec_type: {codec}
           use_remote_address: true
+          preserve_external_request_id: true
           access_log:
           - name: envoy.access_loggers.file
             typed_config:
