@@ -63,8 +63,13 @@ struct Root {
     stats: Rc<Stats>,
     exporter: Option<Rc<RefCell<Exporter>>>,
     poll_token: Option<u32>,
+    /// Pages of a paginated attack list read so far: (entries, skipped, pages).
+    pending_feed: Option<(Feed, usize, u32)>,
     export_token: Option<u32>,
 }
+
+/// Most pages one attack-list poll follows.
+const MAX_FEED_PAGES: u32 = 1000;
 
 impl Root {
     fn new(context_id: u32) -> Root {
@@ -75,6 +80,7 @@ impl Root {
             stats: Rc::new(Stats::default()),
             exporter: None,
             poll_token: None,
+            pending_feed: None,
             export_token: None,
         }
     }
@@ -108,6 +114,18 @@ impl Root {
         {
             return;
         }
+        self.pending_feed = None;
+        if let Err(e) = self.request_feed_page(rt, &a.path) {
+            log::warn!("api-warden: attack-list poll not sent: {e}");
+            self.stats.inc(Counter::AttackListPollsFailed, 1);
+        }
+    }
+
+    /// GET one page of the attack list (the configured path, or a page's `next`).
+    fn request_feed_page(&mut self, rt: &Runtime, path: &str) -> Result<(), String> {
+        let Some(a) = &rt.services.attack_list else {
+            return Err("no attack_list configured".into());
+        };
         let authority = if a.authority.is_empty() {
             a.cluster.clone()
         } else {
@@ -115,7 +133,7 @@ impl Root {
         };
         let mut headers = vec![
             (":method".to_string(), "GET".to_string()),
-            (":path".to_string(), a.path.clone()),
+            (":path".to_string(), path.to_string()),
             (":authority".to_string(), authority),
             ("accept".to_string(), "application/json".to_string()),
         ];
@@ -130,11 +148,11 @@ impl Root {
             None,
             Duration::from_millis(a.timeout_ms),
         ) {
-            Ok(t) => self.poll_token = Some(t),
-            Err(e) => {
-                log::warn!("api-warden: attack-list poll not sent: {e}");
-                self.stats.inc(Counter::AttackListPollsFailed, 1);
+            Ok(t) => {
+                self.poll_token = Some(t);
+                Ok(())
             }
+            Err(e) => Err(e.to_string()),
         }
     }
 
@@ -155,12 +173,37 @@ impl Root {
             ))
         } else {
             let body = host::http_call_response_body(body_size).unwrap_or_default();
-            Feed::parse(&body).and_then(|(feed, skipped)| {
-                lists::replace_feed(&HostStore, &feed)
-                    .map(|g| (g, feed.len(), skipped))
-                    .map_err(|e| e.to_string())
-            })
+            match Feed::parse_page(&body) {
+                Err(e) => Err(e),
+                Ok((page, skipped, next)) => {
+                    let (mut feed, mut total_skipped, pages) =
+                        self.pending_feed.take().unwrap_or_default();
+                    feed.merge(page);
+                    total_skipped += skipped;
+                    match next {
+                        Some(n) if !n.starts_with('/') => Err(format!(
+                            "page {} has a next that is not a path: {n:?}",
+                            pages + 1
+                        )),
+                        Some(_) if pages + 1 >= MAX_FEED_PAGES => {
+                            Err(format!("more than {MAX_FEED_PAGES} pages"))
+                        }
+                        Some(n) => {
+                            // Keep what we have and fetch the next page; replace only at the end.
+                            self.pending_feed = Some((feed, total_skipped, pages + 1));
+                            match self.request_feed_page(rt, &n) {
+                                Ok(()) => return,
+                                Err(e) => Err(format!("requesting page {}: {e}", pages + 2)),
+                            }
+                        }
+                        None => lists::replace_feed(&HostStore, &feed)
+                            .map(|g| (g, feed.len(), total_skipped))
+                            .map_err(|e| e.to_string()),
+                    }
+                }
+            }
         };
+        self.pending_feed = None;
         match result {
             Ok((generation, n, skipped)) => {
                 log::info!(

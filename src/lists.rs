@@ -623,8 +623,15 @@ impl Feed {
     /// duplicates are dropped by sorting, so a feed of millions of entries costs little more than
     /// the values themselves.
     pub fn parse(body: &[u8]) -> Result<(Feed, usize), String> {
+        Feed::parse_page(body).map(|(feed, skipped, _)| (feed, skipped))
+    }
+
+    /// [`Feed::parse`] for one page of a paginated feed: also returns the document's `next`
+    /// member (the path of the following page; absent, `null` or `""` on the last page).
+    pub fn parse_page(body: &[u8]) -> Result<(Feed, usize, Option<String>), String> {
         let raw: feed_de::Raw =
             serde_json::from_slice(body).map_err(|e| format!("attack list is not valid: {e}"))?;
+        let next = raw.next.clone();
         let mut feed = Feed::default();
         let mut skipped = raw.skipped;
         for t in IdType::ALL {
@@ -644,7 +651,23 @@ impl Feed {
                 *slot = out;
             }
         }
-        Ok((feed, skipped))
+        Ok((feed, skipped, next))
+    }
+
+    /// Add another page's entries (kept sorted and free of duplicates).
+    pub fn merge(&mut self, other: Feed) {
+        for (mine, theirs) in self.values.iter_mut().zip(other.values) {
+            if theirs.is_empty() {
+                continue;
+            }
+            if mine.is_empty() {
+                *mine = theirs;
+                continue;
+            }
+            mine.extend(theirs);
+            mine.sort_unstable();
+            mine.dedup();
+        }
     }
 
     /// Total entries.
@@ -672,6 +695,8 @@ mod feed_de {
     pub(super) struct Raw {
         pub(super) values: [Vec<String>; 5],
         pub(super) skipped: usize,
+        /// `next`: the path of the following page, when the feed is paginated.
+        pub(super) next: Option<String>,
     }
 
     impl<'de> Deserialize<'de> for Raw {
@@ -692,6 +717,12 @@ mod feed_de {
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
             let mut raw = Raw::default();
             while let Some(key) = map.next_key::<String>()? {
+                if key == "next" {
+                    raw.next = map
+                        .next_value::<Option<String>>()?
+                        .filter(|n| !n.is_empty());
+                    continue;
+                }
                 let Some(idx) = IdType::ALL.iter().position(|t| t.as_str() == key) else {
                     map.next_value::<IgnoredAny>()?;
                     continue;

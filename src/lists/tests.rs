@@ -528,3 +528,19 @@ fn feed_parsing_table() {
         );
     }
 }
+
+#[test]
+fn paginated_feeds_carry_next_and_merge_without_duplicates() {
+    let (mut a, _, next) =
+        Feed::parse_page(br#"{"username": ["b", "a"], "next": "/feed?page=2"}"#).unwrap();
+    assert_eq!(next.as_deref(), Some("/feed?page=2"));
+    let (b, _, last) =
+        Feed::parse_page(br#"{"username": ["c", "a"], "ip": ["192.0.2.1"], "next": null}"#)
+            .unwrap();
+    assert_eq!(last, None);
+    a.merge(b);
+    assert_eq!(a.values[4], vec!["a", "b", "c"]);
+    assert_eq!(a.values[0], vec!["192.0.2.1"]);
+    let (_, _, empty) = Feed::parse_page(br#"{"next": ""}"#).unwrap();
+    assert_eq!(empty, None);
+}

@@ -302,3 +302,51 @@ fn a_large_feed_loads_and_blocks() {
     assert_eq!(user_status(&envoy, &format!("attacker-{n:07}")), 200);
     assert_eq!(stat(&envoy, FAILED), 0);
 }
+
+#[test]
+fn a_paginated_feed_is_followed_and_replaced_only_once_complete() {
+    // Page 1 points to page 2 with `next`; the set is swapped in only after the last page.
+    let server = TestServer::start(|req| {
+        let body = if req.path.ends_with("page=2") {
+            r#"{"username": ["page2-user"], "ip": ["192.0.2.9"], "next": null}"#
+        } else {
+            r#"{"username": ["page1-user", "page2-user"], "next": "/v1/attack_list?page=2"}"#
+        };
+        (200, body.as_bytes().to_vec())
+    });
+    let mut al = poll_every_second();
+    al["interval_s"] = json!(30);
+    al["timeout_ms"] = json!(2000);
+    let envoy = start(&server, al, 2);
+    wait_user(&envoy, "page1-user", 403);
+    assert_eq!(user_status(&envoy, "page2-user"), 403);
+    let r = envoy.get("/shop/ip", &[("x-forwarded-for", "192.0.2.9")]);
+    assert_blocked(&r, "/shop/ip");
+    let paths: Vec<String> = server.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths, vec!["/v1/attack_list", "/v1/attack_list?page=2"]);
+    assert_eq!(stat(&envoy, OK), 1, "one poll, two pages");
+}
+
+#[test]
+fn a_failing_page_fails_the_whole_poll() {
+    let server = TestServer::start(|req| {
+        if req.path.ends_with("page=2") {
+            (500, b"oops".to_vec())
+        } else {
+            (
+                200,
+                br#"{"username": ["half-user"], "next": "/v1/attack_list?page=2"}"#.to_vec(),
+            )
+        }
+    });
+    let envoy = start(&server, poll_every_second(), 1);
+    eventually(6, "a failed poll", || {
+        (stat(&envoy, FAILED) >= 1).then_some(())
+    });
+    assert_eq!(
+        user_status(&envoy, "half-user"),
+        200,
+        "a partial feed never loads"
+    );
+    assert_eq!(stat(&envoy, OK), 0);
+}
