@@ -29,10 +29,12 @@ proxy_wasm::main! {{
     });
 }}
 
-/// Counter ids, defined once per VM.
+/// Counter and gauge ids, defined once per VM.
 #[derive(Default)]
 struct Stats {
     ids: HashMap<Counter, u32>,
+    /// List-size gauges, in the order of [`stats::list_gauge_names`].
+    gauges: Vec<Option<u32>>,
 }
 
 impl Stats {
@@ -41,7 +43,25 @@ impl Stats {
             .iter()
             .filter_map(|c| host::define_metric(MetricType::Counter, c.name()).map(|id| (*c, id)))
             .collect();
-        Stats { ids }
+        let gauges = stats::list_gauge_names()
+            .iter()
+            .map(|n| host::define_metric(MetricType::Gauge, n))
+            .collect();
+        Stats { ids, gauges }
+    }
+
+    /// Publish the list sizes (every worker publishes the same process-wide values).
+    fn publish_list_sizes(&self, rt: &Runtime) {
+        let (meta, _) = lists::Meta::load(&HostStore);
+        for (id, (_, value)) in self
+            .gauges
+            .iter()
+            .zip(stats::list_gauges(&meta, &rt.config_lists))
+        {
+            if let Some(id) = id {
+                host::record_metric(*id, value);
+            }
+        }
     }
     fn inc(&self, c: Counter, by: u64) {
         if by > 0 {
@@ -66,6 +86,7 @@ struct Root {
     /// Pages of a paginated attack list read so far: (entries, skipped, pages).
     pending_feed: Option<(Feed, usize, u32)>,
     export_token: Option<u32>,
+    next_gauges_ms: u64,
 }
 
 /// Most pages one attack-list poll follows.
@@ -82,6 +103,7 @@ impl Root {
             poll_token: None,
             pending_feed: None,
             export_token: None,
+            next_gauges_ms: 0,
         }
     }
 
@@ -344,13 +366,11 @@ impl RootContext for Root {
         } else {
             self.exporter = None;
         }
-        let mut tick_ms = 0u64;
-        if rt.services.attack_list.is_some() {
-            tick_ms = 1000;
-        }
+        // Every second at least: attack-list polls and list-size gauges.
+        let mut tick_ms = 1000u64;
         if rt.services.analytics.cluster.is_some() {
             let f = rt.services.analytics.flush_interval_ms.clamp(50, 1000);
-            tick_ms = if tick_ms == 0 { f } else { tick_ms.min(f) };
+            tick_ms = tick_ms.min(f);
         }
         host::set_tick_period(Duration::from_millis(tick_ms));
         self.runtime = Some(Rc::new(rt));
@@ -364,6 +384,10 @@ impl RootContext for Root {
         let now = host::now_ms();
         self.poll_attack_list(&rt, now);
         self.flush_export(&rt, now);
+        if now >= self.next_gauges_ms {
+            self.next_gauges_ms = now.saturating_add(1000);
+            self.stats.publish_list_sizes(&rt);
+        }
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

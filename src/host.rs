@@ -184,6 +184,11 @@ pub fn define_metric(kind: proxy_wasm::types::MetricType, name: &str) -> Option<
     hostcalls::define_metric(kind, name).ok()
 }
 
+/// Set a gauge.
+pub fn record_metric(id: u32, value: u64) {
+    let _ = hostcalls::record_metric(id, value);
+}
+
 /// Add to a counter.
 pub fn increment_metric(id: u32, by: i64) {
     let _ = hostcalls::increment_metric(id, by);

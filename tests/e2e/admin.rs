@@ -525,3 +525,32 @@ fn the_admin_key_never_reaches_the_access_log() {
         rec.raw
     );
 }
+
+#[test]
+fn list_size_gauges_follow_the_lists() {
+    let envoy = Envoy::start_with(&config(json!({})), two_workers());
+    let g = |n: &str| crate::enforcement::stat(&envoy, &format!("wasmcustom.api_warden.lists.{n}"));
+    crate::enforcement::eventually(5, "config gauges", || {
+        (g("deny_list.username.config") == 1 && g("allow_list.token.config") == 1).then_some(())
+    });
+    assert_eq!(g("deny_list.username.dynamic"), 0);
+    assert_eq!(
+        change(&envoy, "POST", "deny_list", "type=username&value=eve").status,
+        200
+    );
+    assert_eq!(
+        change(&envoy, "POST", "deny_list", "type=ip&value=192.0.2.1").status,
+        200
+    );
+    crate::enforcement::eventually(5, "dynamic gauges", || {
+        (g("deny_list.username.dynamic") == 1 && g("deny_list.ip.dynamic") == 1).then_some(())
+    });
+    assert_eq!(g("deny_list.username.attack_list"), 0);
+    assert_eq!(
+        change(&envoy, "DELETE", "deny_list", "type=username&value=eve").status,
+        200
+    );
+    crate::enforcement::eventually(5, "gauge after delete", || {
+        (g("deny_list.username.dynamic") == 0).then_some(())
+    });
+}
