@@ -73,7 +73,7 @@ class Server:
     """A threaded HTTP server: the attack-list feed (GET) and the analytics collector (POST)."""
 
     def __init__(self):
-        self.feed = b"{}"
+        self.pages = [b"{}"]
         self.records = 0
         self.lock = threading.Lock()
         outer = self
@@ -85,7 +85,10 @@ class Server:
                 pass
 
             def do_GET(self):
-                body = outer.feed
+                page = 0
+                if "page=" in self.path:
+                    page = int(self.path.rsplit("page=", 1)[1])
+                body = outer.pages[page] if page < len(outer.pages) else b"{}"
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
@@ -105,16 +108,24 @@ class Server:
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
-    def set_feed(self, n):
-        """Build a feed with n entries per type; none of them matches the benchmark request."""
-        feed = {
-            "ip": ["10.%d.%d.%d" % ((i >> 16) & 255, (i >> 8) & 255, i & 255) for i in range(n)],
-            "token": ["tok-%d" % i for i in range(n)],
-            "api_key": ["key-%d" % i for i in range(n)],
-            "cookie": ["sess-%d" % i for i in range(n)],
-            "username": ["user-%d" % i for i in range(n)],
+    def set_feed(self, n, per_page=200_000):
+        """Build a feed with n entries per type, paginated (Envoy drops HTTP-call responses over
+        32 MiB); none of the entries matches the benchmark request."""
+        gens = {
+            "ip": lambda i: "10.%d.%d.%d" % ((i >> 16) & 255, (i >> 8) & 255, i & 255),
+            "token": lambda i: "tok-%d" % i,
+            "api_key": lambda i: "key-%d" % i,
+            "cookie": lambda i: "sess-%d" % i,
+            "username": lambda i: "user-%d" % i,
         }
-        self.feed = json.dumps(feed, separators=(",", ":")).encode()
+        pages = []
+        starts = list(range(0, n, per_page)) or [0]
+        for p, start in enumerate(starts):
+            doc = {t: [g(i) for i in range(start, min(n, start + per_page))] for t, g in gens.items()}
+            if p + 1 < len(starts):
+                doc["next"] = "/attacks?page=%d" % (p + 1)
+            pages.append(json.dumps(doc, separators=(",", ":")).encode())
+        self.pages = pages
 
 
 def plugin_config(kind, feed_port, collector):
@@ -134,8 +145,7 @@ def plugin_config(kind, feed_port, collector):
         "apis": apis,
         "deny_list": {"username": ["alice"] if kind == "D" else ["mallory"]},
         "allow_list": {"ip": ["192.0.2.10"]},
-        "attack_list": {"cluster": "abs", "path": "/attacks", "interval_s": 3600, "timeout_ms": 60000,
-                        "max_body_bytes": 1 << 30},
+        "attack_list": {"cluster": "abs", "path": "/attacks", "interval_s": 3600, "timeout_ms": 60000},
         "analytics": {"cluster": "collector", "path": "/records", "batch_size": 100,
                       "flush_interval_ms": 1000, "max_buffered": 10000},
     }

@@ -29,10 +29,13 @@ proxy_wasm::main! {{
     });
 }}
 
-/// Counter and gauge ids, defined once per VM.
+/// Counter and gauge ids, defined once per VM. Request counters are summed locally and flushed
+/// to the host on the root context's tick (at most a second late), so a request pays no metric
+/// host calls.
 #[derive(Default)]
 struct Stats {
     ids: HashMap<Counter, u32>,
+    pending: RefCell<[u64; Counter::ALL.len()]>,
     /// List-size gauges, in the order of [`stats::list_gauge_names`].
     gauges: Vec<Option<u32>>,
 }
@@ -47,7 +50,26 @@ impl Stats {
             .iter()
             .map(|n| host::define_metric(MetricType::Gauge, n))
             .collect();
-        Stats { ids, gauges }
+        Stats {
+            ids,
+            pending: RefCell::new([0; Counter::ALL.len()]),
+            gauges,
+        }
+    }
+
+    /// Count locally; [`Stats::flush`] publishes.
+    fn count(&self, c: Counter) {
+        if let Some(n) = self.pending.borrow_mut().get_mut(c as usize) {
+            *n += 1;
+        }
+    }
+
+    /// Publish the locally counted increments.
+    fn flush(&self) {
+        let pending = std::mem::replace(&mut *self.pending.borrow_mut(), [0; Counter::ALL.len()]);
+        for (c, n) in Counter::ALL.iter().zip(pending) {
+            self.inc(*c, n);
+        }
     }
 
     /// Publish the list sizes (every worker publishes the same process-wide values).
@@ -384,6 +406,7 @@ impl RootContext for Root {
         let now = host::now_ms();
         self.poll_attack_list(&rt, now);
         self.flush_export(&rt, now);
+        self.stats.flush();
         if now >= self.next_gauges_ms {
             self.next_gauges_ms = now.saturating_add(1000);
             self.stats.publish_list_sizes(&rt);
@@ -491,6 +514,8 @@ impl HttpContext for Http {
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         if !self.admin_pending {
+            // `body_size` is the data received in this callback.
+            self.exchange.bytes_in += body_size as u64;
             return Action::Continue;
         }
         if body_size > crate::admin::MAX_BODY {
@@ -515,6 +540,11 @@ impl HttpContext for Http {
         self.admin_reply(r)
     }
 
+    fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+        self.exchange.bytes_out += body_size as u64;
+        Action::Continue
+    }
+
     fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
         let headers = host::response_headers();
         self.exchange.response_status = headers
@@ -532,9 +562,11 @@ impl HttpContext for Http {
                 host::property_u64(&["response", "code"]).and_then(|c| u16::try_from(c).ok());
         }
         x.end_ms = host::now_ms();
-        x.bytes_in = host::property_u64(&["request", "total_size"]).unwrap_or(0);
-        x.bytes_out = host::property_u64(&["response", "total_size"]).unwrap_or(0);
-        if host::property(&["connection", "mtls"]).is_some_and(|b| b.first() == Some(&1)) {
+        // Only a TLS connection can be mTLS: Envoy sets x-forwarded-proto from the downstream
+        // connection (use_remote_address), so plaintext requests skip the property lookup.
+        let tls =
+            x.request.header("x-forwarded-proto") == Some("https") || x.request.scheme == "https";
+        if tls && host::property(&["connection", "mtls"]).is_some_and(|b| b.first() == Some(&1)) {
             x.client_cert = Some(ClientCert {
                 subject: host::property_string(&["connection", "subject_peer_certificate"]),
                 issuer: None,
@@ -565,7 +597,7 @@ impl HttpContext for Http {
         }
         if !x.admin {
             for c in stats::request_counters(x.api.is_some(), &x.identity, x.decision.as_ref()) {
-                self.stats.inc(c, 1);
+                self.stats.count(c);
             }
         }
         if let Some(ex) = &self.exporter {

@@ -295,12 +295,46 @@ fn find(bucket: &[u8], value: &str, now: u64) -> Option<Source> {
         .map(|(_, _, s, _)| Source::from_code(s))
 }
 
+/// Append `n` in decimal (keys are built on the request path: no `format!` machinery).
+fn push_u32(out: &mut String, n: u32) {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        if let Some(slot) = buf.get_mut(i) {
+            *slot = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    for b in buf.get(i..).unwrap_or_default() {
+        out.push(char::from(*b));
+    }
+}
+
 fn dyn_key(list: ListKind, t: IdType, bucket: u32) -> String {
-    format!("aw:{}:{}:{bucket}", list.prefix(), t.as_str())
+    let mut k = String::with_capacity(24);
+    k.push_str("aw:");
+    k.push_str(list.prefix());
+    k.push(':');
+    k.push_str(t.as_str());
+    k.push(':');
+    push_u32(&mut k, bucket);
+    k
 }
 
 fn feed_key(slot: u32, t: IdType, bucket: u32) -> String {
-    format!("aw:f{slot}:{}:{bucket}", t.as_str())
+    let mut k = String::with_capacity(24);
+    k.push_str("aw:f");
+    push_u32(&mut k, slot);
+    k.push(':');
+    k.push_str(t.as_str());
+    k.push(':');
+    push_u32(&mut k, bucket);
+    k
 }
 
 /// Configuration entries, compiled once per VM into hash sets.
@@ -356,7 +390,9 @@ impl ConfigLists {
 pub struct Lookup<'a, S: Store> {
     store: &'a S,
     config: &'a ConfigLists,
-    meta: Meta,
+    /// `aw:meta`, read on the first lookup that needs shared data (never for requests whose
+    /// identifiers are all absent or in the configuration).
+    meta: std::cell::OnceCell<Meta>,
     now: u64,
     /// Whether detected entries count (`enable_ase_detected_attack`).
     pub detected_enabled: bool,
@@ -365,14 +401,17 @@ pub struct Lookup<'a, S: Store> {
 impl<'a, S: Store> Lookup<'a, S> {
     /// Start a lookup for one request at time `now` (Unix seconds).
     pub fn new(store: &'a S, config: &'a ConfigLists, now: u64, detected_enabled: bool) -> Self {
-        let (meta, _) = Meta::load(store);
         Lookup {
             store,
             config,
-            meta,
+            meta: std::cell::OnceCell::new(),
             now,
             detected_enabled,
         }
+    }
+
+    fn meta(&self) -> &Meta {
+        self.meta.get_or_init(|| Meta::load(self.store).0)
     }
 
     /// Where `value` is on `list` (first source found: config, dynamic, feed), if anywhere.
@@ -385,8 +424,8 @@ impl<'a, S: Store> Lookup<'a, S> {
         }
         let ti = type_idx(t);
         let h = fnv1a(value.as_bytes());
-        let dyn_count = self
-            .meta
+        let meta = self.meta();
+        let dyn_count = meta
             .dyn_count
             .get(list.idx())
             .and_then(|l| l.get(ti))
@@ -402,11 +441,11 @@ impl<'a, S: Store> Lookup<'a, S> {
                 }
             }
         }
-        if list == ListKind::Deny && self.meta.generation > 0 {
-            let count = self.meta.feed_count.get(ti).copied().unwrap_or(0);
-            let nb = self.meta.feed_buckets.get(ti).copied().unwrap_or(0);
+        if list == ListKind::Deny && meta.generation > 0 {
+            let count = meta.feed_count.get(ti).copied().unwrap_or(0);
+            let nb = meta.feed_buckets.get(ti).copied().unwrap_or(0);
             if count > 0 && nb > 0 {
-                let key = feed_key(self.meta.generation % 2, t, bucket_of(h, nb));
+                let key = feed_key(meta.generation % 2, t, bucket_of(h, nb));
                 if let (Some(b), _) = self.store.get(&key) {
                     return find(&b, value, self.now);
                 }

@@ -544,3 +544,17 @@ fn paginated_feeds_carry_next_and_merge_without_duplicates() {
     let (_, _, empty) = Feed::parse_page(br#"{"next": ""}"#).unwrap();
     assert_eq!(empty, None);
 }
+
+#[test]
+fn keys_are_spelled_as_documented() {
+    assert_eq!(
+        dyn_key(ListKind::Deny, IdType::Username, 0),
+        "aw:d:username:0"
+    );
+    assert_eq!(dyn_key(ListKind::Allow, IdType::Ip, 4095), "aw:a:ip:4095");
+    assert_eq!(feed_key(1, IdType::ApiKey, 65535), "aw:f1:api_key:65535");
+    assert_eq!(
+        feed_key(0, IdType::Cookie, 4_294_967_295),
+        "aw:f0:cookie:4294967295"
+    );
+}

@@ -400,7 +400,10 @@ fn a_missing_mandatory_token_blocks_and_deny_lists_the_client_ip() {
         "detected"
     );
     assert_eq!(envoy.upstream_paths(), vec!["/api/before".to_string()]);
-    assert!(stat(&envoy, "wasmcustom.api_warden.detected_attacks") >= 1);
+    // Request counters are published on the next tick (at most a second later).
+    eventually(5, "detected_attacks counted", || {
+        (stat(&envoy, "wasmcustom.api_warden.detected_attacks") >= 1).then_some(())
+    });
 }
 
 #[test]
