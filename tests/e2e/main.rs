@@ -16,3 +16,6 @@ mod harness;
 mod identity;
 mod records;
 mod skeleton;
+mod evasion;
+mod bad_input;
+mod faults;

@@ -1,0 +1,1 @@
+//! End-to-end tests: bad_input (being written).
