@@ -62,20 +62,23 @@ fn port(ports: &[(u16, u16)], old: u16) -> u16 {
     ports.iter().find(|(o, _)| *o == old).unwrap().1
 }
 
-fn wait_ready(child: &mut std::process::Child, admin: u16, log: &std::path::Path) {
+fn wait_ready(child: &mut std::process::Child, admin: u16, log: &std::path::Path) -> bool {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(Some(s)) = child.try_wait() {
-            panic!(
-                "exited {s}: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            // A port taken by a test running in parallel: the caller retries with new ports.
+            assert!(
+                text.contains("Address already in use"),
+                "exited {s}: {text}"
             );
+            return false;
         }
         if get(admin, "/ready")
             .map(|r| r.status == 200)
             .unwrap_or(false)
         {
-            return;
+            return true;
         }
         assert!(
             Instant::now() < deadline,
@@ -86,10 +89,20 @@ fn wait_ready(child: &mut std::process::Child, admin: u16, log: &std::path::Path
     }
 }
 
+/// Start an example and wait until it is ready (retrying when a port was taken meanwhile).
+fn start_ready(name: &str) -> (std::process::Child, Vec<(u16, u16)>) {
+    for _ in 0..4 {
+        let (mut child, ports, log) = start_example(name);
+        if wait_ready(&mut child, port(&ports, 9901), &log) {
+            return (child, ports);
+        }
+    }
+    panic!("{name}: could not bind free ports");
+}
+
 #[test]
 fn demo_passes_and_blocks_as_the_readme_says() {
-    let (mut child, ports, log) = start_example("envoy.yaml");
-    wait_ready(&mut child, port(&ports, 9901), &log);
+    let (mut child, ports) = start_ready("envoy.yaml");
     let p = port(&ports, 10000);
     let ok = request(p, "GET", "/shop/items", &[], None).unwrap();
     let blocked = request(
@@ -110,8 +123,7 @@ fn demo_passes_and_blocks_as_the_readme_says() {
 
 #[test]
 fn apis_example_loads_the_seed_api_json_verbatim() {
-    let (mut child, ports, log) = start_example("apis-example.yaml");
-    wait_ready(&mut child, port(&ports, 9901), &log);
+    let (mut child, ports) = start_ready("apis-example.yaml");
     let p = port(&ports, 10000);
     use base64::Engine;
     let jwt = |user: &str| {
@@ -151,8 +163,7 @@ fn apis_example_loads_the_seed_api_json_verbatim() {
 
 #[test]
 fn production_example_starts_with_the_admin_listener() {
-    let (mut child, ports, log) = start_example("production.yaml");
-    wait_ready(&mut child, port(&ports, 9901), &log);
+    let (mut child, ports) = start_ready("production.yaml");
     let admin = request(
         port(&ports, 9902),
         "GET",

@@ -38,10 +38,27 @@ pub fn wasm_path() -> PathBuf {
     p
 }
 
-/// A free loopback port (bound and released; the OS does not hand it out again at once).
+static NEXT_PORT: AtomicUsize = AtomicUsize::new(0);
+
+/// A free loopback port. Ports come from 20000–32767, below the kernel's ephemeral range (so no
+/// outgoing connection can take one between this check and Envoy's bind), starting at an offset
+/// derived from the process id so that test processes running at once use different ports.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+    const LOW: usize = 20_000;
+    const SPAN: usize = 12_768;
+    let _ = NEXT_PORT.compare_exchange(
+        0,
+        (std::process::id() as usize * 97) % SPAN + 1,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let n = NEXT_PORT.fetch_add(1, Ordering::SeqCst);
+        let port = (LOW + n % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A scratch directory for one test.
@@ -225,7 +242,22 @@ impl Envoy {
     }
 
     /// Start; on failure return (reason, Envoy's log) after making sure the process is gone.
+    /// A port taken between [`free_port`] and Envoy's bind (other tests run in parallel) is
+    /// retried with new ports.
     pub fn try_start(plugin_config: &str, opts: Opts) -> Result<Envoy, (String, String)> {
+        let mut last = None;
+        for _ in 0..4 {
+            match Envoy::try_start_once(plugin_config, opts.clone()) {
+                Err((_, log)) if log.contains("Address already in use") => {
+                    last = Some(("ports taken".to_string(), log));
+                }
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or_default())
+    }
+
+    fn try_start_once(plugin_config: &str, opts: Opts) -> Result<Envoy, (String, String)> {
         let dir = scratch("envoy");
         let (port, admin, upstream) = (free_port(), free_port(), free_port());
         let yaml = bootstrap(plugin_config, port, admin, upstream, &dir, &opts);

@@ -2,10 +2,6 @@
 //! every JWT location, asserted in the access-log record (`ase.client`, `ase.jwt`,
 //! `identityProvider`, `HttpRequest.AccessToken`) and in the scalar filter-state columns.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -85,104 +81,19 @@ fn assert_at(line: &LogLine, want: &[(&str, Value)]) {
     }
 }
 
-/// An Envoy like [`Envoy`] (same bootstrap, wasm and access-log format) whose main listener sets
-/// `use_remote_address: true`: Envoy then reports the real peer as `source.address` (and appends
-/// it to X-Forwarded-For). With Envoy's default (`false`), `source.address` is the LAST
-/// X-Forwarded-For entry, which the client controls.
-struct RemoteAddressEnvoy {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-    access_log: PathBuf,
-    envoy_log: PathBuf,
-}
+/// The harness Envoy (its bootstrap sets `use_remote_address: true`, so Envoy reports the real
+/// peer as `source.address` and appends it to X-Forwarded-For; with Envoy's default `false`,
+/// `source.address` would be the LAST X-Forwarded-For entry, which the client controls).
+struct RemoteAddressEnvoy(Envoy);
 
 impl RemoteAddressEnvoy {
     fn start(plugin_config: &str) -> RemoteAddressEnvoy {
-        let dir = harness::scratch("remote-address");
-        let (port, admin, upstream) = (
-            harness::free_port(),
-            harness::free_port(),
-            harness::free_port(),
-        );
-        let yaml = harness::bootstrap(plugin_config, port, admin, upstream, &dir, &Opts::default());
-        let codec = "          codec_type: HTTP1\n";
-        assert_eq!(yaml.matches(codec).count(), 1, "bootstrap changed:\n{yaml}");
-        assert!(
-            yaml.contains("use_remote_address: true"),
-            "the harness bootstrap sets use_remote_address: true"
-        );
-        let cfg = dir.join("envoy.yaml");
-        std::fs::write(&cfg, yaml).unwrap();
-        let envoy_log = dir.join("envoy.log");
-        let child = Command::new(harness::envoy_bin())
-            .arg("-c")
-            .arg(&cfg)
-            .args(["--concurrency", "1", "--disable-hot-restart"])
-            .args(["--log-level", "info", "--component-log-level", "wasm:debug"])
-            .arg("--log-path")
-            .arg(&envoy_log)
-            .args(["--file-flush-interval-msec", "50"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut e = RemoteAddressEnvoy {
-            child,
-            access_log: dir.join("access.log"),
-            dir,
-            port,
-            envoy_log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = e.child.try_wait() {
-                panic!("envoy exited with {status}");
-            }
-            if harness::get(admin, "/ready").is_ok_and(|r| r.status == 200) {
-                return e;
-            }
-            assert!(Instant::now() < deadline, "envoy not ready after 30 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        RemoteAddressEnvoy(Envoy::start(plugin_config))
     }
 
-    /// Send one request, expect 200, and return the `n`th access-log record (the last one).
+    /// Send one request to `/ids`, expect 200, and return the `n`th access-log record.
     fn record_of(&self, n: usize, headers: &[(&str, &str)]) -> LogLine {
-        let r = harness::request(self.port, "GET", "/ids", headers, None).unwrap();
-        assert_eq!(r.status, 200, "{}", r.body_text());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let text = std::fs::read_to_string(&self.access_log).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            if lines.len() >= n {
-                let raw = lines[lines.len() - 1];
-                let parts: Vec<&str> = raw.split('\t').collect();
-                return LogLine {
-                    raw: raw.to_string(),
-                    record: serde_json::from_str(parts[0]).unwrap(),
-                    status: parts[1].parse().unwrap(),
-                    username: parts[2].to_string(),
-                    client_ip: parts[3].to_string(),
-                };
-            }
-            assert!(Instant::now() < deadline, "expected {n} lines:\n{text}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for RemoteAddressEnvoy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.envoy_log).unwrap_or_default();
-            eprintln!("--- envoy log ---\n{log}");
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        record_of(&self.0, n, "/ids", headers)
     }
 }
 
