@@ -83,7 +83,7 @@ pub fn on_request_headers(
             // request whose headers a proxy-wasm filter holds back, so the parameters of a
             // change travel in the query string (any body is then ignored).
             if end_of_stream || admin::has_query_params(&req.path) {
-                let reply = admin_reply(rt, req, b"", store, now_ms);
+                let reply = admin_body(rt, req, b"", store, now_ms);
                 return (out, admin_step(reply));
             }
             return (out, Step::AwaitAdminBody);
@@ -132,18 +132,8 @@ pub fn on_request_headers(
     (out, step)
 }
 
-/// Answer an admin request whose body is complete (for hosts that deliver one).
+/// Answer an admin request whose body is complete (empty when none was sent).
 pub fn admin_body(
-    rt: &Runtime,
-    req: &RequestView,
-    body: &[u8],
-    store: &impl Store,
-    now_ms: u64,
-) -> Reply {
-    admin_reply(rt, req, body, store, now_ms)
-}
-
-fn admin_reply(
     rt: &Runtime,
     req: &RequestView,
     body: &[u8],
