@@ -41,7 +41,11 @@ fn header_map(map: MapType) -> Vec<(String, String)> {
     match hostcalls::get_map_bytes(map) {
         Ok(pairs) => pairs
             .into_iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), lossy(v)))
+            .map(|(mut k, v)| {
+                // Envoy already lowercases names (HTTP/2 requires it); no copy in that case.
+                k.make_ascii_lowercase();
+                (k, lossy(v))
+            })
             .collect(),
         Err(s) => {
             log::warn!("reading header map failed: {s:?}");
