@@ -68,6 +68,11 @@ bench-floor: toolchain ## build the pass-through wasm filter used as the benchma
 bench: build bench-floor envoy wrk ## benchmark A envoy / B wasm floor / C api-warden / D blocking; writes bench/results.md
 	python3 bench/run.py $(BENCH_ARGS)
 
+SOAK_SECONDS ?= 600
+
+soak: build envoy ## mixed traffic for SOAK_SECONDS (default 600) with list churn and a flapping collector; writes bench/soak.md
+	python3 bench/soak.py --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
+
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS  := config jwt parsers path_match pipeline
 

@@ -38,7 +38,16 @@ fn error(status: u32, msg: impl Into<String>) -> Reply {
 /// Besides `<path>` and `<path>/…`, a path that continues with an encoded slash or backslash
 /// (`<path>%2F…`, `<path>%5C…`) counts too: [`crate::router::normalize_path`] keeps those
 /// escapes, but many upstreams decode them, so such a request must never be forwarded either.
+///
+/// A path that reaches the admin API only in [`crate::router::upstream_reading`] (`;` path
+/// parameters, `\`, `/x%2F..%2F<path>`) counts too, for the same reason.
 pub fn is_admin_path(settings: &AdminSettings, normalized_path: &str) -> bool {
+    under_admin(settings, normalized_path)
+        || crate::router::upstream_reading(normalized_path)
+            .is_some_and(|alt| under_admin(settings, &alt))
+}
+
+fn under_admin(settings: &AdminSettings, normalized_path: &str) -> bool {
     normalized_path
         .strip_prefix(settings.path.as_str())
         .is_some_and(|rest| {

@@ -122,7 +122,8 @@ pub struct Api {
 /// Deny-list or allow-list values given in configuration, one vector per identifier type.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IdLists {
-    /// IP addresses, canonical text (`IpAddr::to_string()`).
+    /// IP addresses, canonical text (`IpAddr::to_canonical().to_string()`: IPv4-mapped IPv6
+    /// addresses in their IPv4 form).
     pub ip: Vec<String>,
     /// OAuth2 tokens.
     pub token: Vec<String>,
@@ -494,7 +495,9 @@ fn compile_list(list: &str, value: Option<Value>) -> Result<IdLists> {
                         "{list}.ip[{i}] {s:?} is not an IPv4 or IPv6 address"
                     ))
                 })?;
-                values.push(ip.to_string());
+                // Canonical like the identified peer (`parse::parse_ip`): an IPv4-mapped
+                // IPv6 entry (`::ffff:192.0.2.1`) must match the IPv4 client it names.
+                values.push(ip.to_canonical().to_string());
             } else {
                 values.push(s.clone());
             }

@@ -79,11 +79,11 @@ pub fn decide(api: Option<&Api>, ase: &Ase, client: &Client, lists: &impl ListCh
         return Decision::allow();
     };
     let mut cause: Option<(String, Option<Source>)> = None;
-    for t in IdType::ALL {
-        if let Some(v) = client.get(t) {
+    'types: for t in IdType::ALL {
+        for v in client.deny_candidates(t) {
             if let Some(src) = lists.find(ListKind::Deny, t, v) {
                 cause = Some((format!("deny_list:{}", t.as_str()), Some(src)));
-                break;
+                break 'types;
             }
         }
     }

@@ -66,9 +66,24 @@ pub struct Client {
     /// Client id from the JWT.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// The session cookie percent-decoded, when that differs from [`Client::cookie`]. Checked
+    /// against the deny list too (never the allow list, never recorded): PHP and Express decode
+    /// cookie values, so to them `evil%2Dsession` is the session `evil-session`.
+    #[serde(skip)]
+    pub cookie_decoded: Option<String>,
 }
 
 impl Client {
+    /// Every value of one type the deny list is checked against: [`Client::get`], then for the
+    /// cookie its percent-decoded form when that differs.
+    pub fn deny_candidates(&self, t: IdType) -> impl Iterator<Item = &str> {
+        let decoded = match t {
+            IdType::Cookie => self.cookie_decoded.as_deref(),
+            _ => None,
+        };
+        self.get(t).into_iter().chain(decoded)
+    }
+
     /// The identifier of one list type, for deny / allow list lookups.
     pub fn get(&self, t: IdType) -> Option<&str> {
         match t {
@@ -163,6 +178,12 @@ pub fn identify(req: &RequestView, api: Option<&Api>, ase: &Ase, now_unix_s: i64
         .as_deref()
         .and_then(|name| parse::cookie_value(req, name))
         .filter(|v| !v.is_empty());
+    c.cookie_decoded = c
+        .cookie
+        .as_deref()
+        .filter(|v| v.contains('%'))
+        .map(|v| parse::percent_decode(v, false))
+        .filter(|d| !d.is_empty() && Some(d.as_str()) != c.cookie.as_deref());
 
     if let Some(cfg) = &api.jwt {
         let (outcome, decoded) = read_jwt(req, cfg);

@@ -487,7 +487,8 @@ impl std::fmt::Display for UpdateError {
     }
 }
 
-/// Check a value before it is stored (and canonicalize IPs).
+/// Check a value before it is stored (and canonicalize IPs as the identified peer is:
+/// `2001:DB8::1` → `2001:db8::1`, `::ffff:192.0.2.1` → `192.0.2.1`).
 pub fn check_value(t: IdType, value: &str) -> Result<String, UpdateError> {
     if value.is_empty() {
         return Err(UpdateError::BadValue("value is empty".into()));
@@ -501,7 +502,7 @@ pub fn check_value(t: IdType, value: &str) -> Result<String, UpdateError> {
         return value
             .trim()
             .parse::<std::net::IpAddr>()
-            .map(|ip| ip.to_string())
+            .map(|ip| ip.to_canonical().to_string())
             .map_err(|_| UpdateError::BadValue(format!("{value:?} is not an IP address")));
     }
     Ok(value.to_string())

@@ -200,9 +200,17 @@ fn is_tchar(b: u8) -> bool {
 
 /// The credential of an `Authorization: Bearer <credential>` value: scheme case-insensitive,
 /// surrounding whitespace ignored. `None` for another scheme or an empty credential.
+///
+/// A bearer token (RFC 6750 `b64token`) holds no whitespace, so the credential ends at the first
+/// space or tab: `Bearer T junk` is the token `T`, as upstreams that split the header on spaces
+/// read it.
 pub fn bearer(value: &str) -> Option<&str> {
     let (scheme, rest) = auth_scheme(value)?;
-    (scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty()).then_some(rest)
+    let token = rest
+        .split(|c: char| c.is_ascii_whitespace())
+        .next()
+        .unwrap_or_default();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// `value` trimmed, without a leading `Bearer` scheme (case-insensitive) if it has one: for JWTs

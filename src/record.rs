@@ -36,7 +36,9 @@ pub struct ClientCert {
 #[derive(Debug, Clone, Default)]
 pub struct Exchange {
     pub request: RequestView,
-    /// Request start, Unix milliseconds.
+    /// Request start, Unix milliseconds; 0 when the filter never saw the request headers (Envoy
+    /// answered the request itself, e.g. a 400 for a malformed request or a 431 for oversized
+    /// headers): the record then takes `end_ms` as its timestamp and a duration of 0.
     pub start_ms: u64,
     /// Time the record is written, Unix milliseconds.
     pub end_ms: u64,
@@ -235,6 +237,11 @@ impl<'a> Record<'a> {
     fn new(x: &'a Exchange, mode: Redact, secrets: &'a [&'a str]) -> Record<'a> {
         let req = &x.request;
         let c = &x.identity.client;
+        let start_ms = if x.start_ms == 0 {
+            x.end_ms
+        } else {
+            x.start_ms
+        };
         let sensitive = |v: &'a Option<String>| -> Option<Cow<'a, str>> {
             let v = v.as_deref()?;
             match mode {
@@ -315,8 +322,8 @@ impl<'a> Record<'a> {
                 },
                 jwt: x.identity.jwt.as_ref(),
             },
-            timestamp: timestamp(x.start_ms),
-            duration_ms: x.end_ms.saturating_sub(x.start_ms),
+            timestamp: timestamp(start_ms),
+            duration_ms: x.end_ms.saturating_sub(start_ms),
             bytes_in: x.bytes_in,
             bytes_out: x.bytes_out,
         }

@@ -55,7 +55,8 @@ pub struct ApiMatch<'a> {
     pub api: &'a Api,
     /// Its index in `Compiled::apis`.
     pub index: usize,
-    /// The request path after [`normalize_path`] (no query, no fragment).
+    /// The request path after [`normalize_path`] (no query, no fragment), or after
+    /// [`upstream_reading`] when that reading matched a longer url.
     pub normalized_path: String,
     /// The API's url (its base path).
     pub base_path: &'a str,
@@ -128,10 +129,27 @@ fn longest_prefix(urls: &FnvMap<usize>, path: &str) -> Option<usize> {
 impl Compiled {
     /// The API serving a request with this `:authority` and `:path`, or `None` when no API
     /// matches (the request is then passed on: Envoy's routes decide what exists).
+    ///
+    /// The path is matched as [`normalize_path`] reads it and, when it holds an encoded slash or
+    /// backslash, a raw backslash or a `;` path parameter, also as [`upstream_reading`] reads it
+    /// (many upstreams decode `%2F`, treat `\` as `/` or drop `;…`); the reading that matches
+    /// the longer url wins (the plain reading on a tie), so such spellings never take a request
+    /// out of the API an upstream will serve it from.
     pub fn match_api(&self, authority: &str, path: &str) -> Option<ApiMatch<'_>> {
-        let normalized_path = normalize_path(path);
         let host = authority_host(authority);
-        let index = self.router.lookup(&host, &normalized_path)?;
+        let mut normalized_path = normalize_path(path);
+        let mut index = self.router.lookup(&host, &normalized_path);
+        if let Some(alt) = upstream_reading(&normalized_path) {
+            if let Some(alt_index) = self.router.lookup(&host, &alt) {
+                let url_len =
+                    |i: Option<usize>| i.and_then(|i| self.apis.get(i)).map(|a| a.url.len());
+                if url_len(Some(alt_index)) > url_len(index) {
+                    index = Some(alt_index);
+                    normalized_path = alt;
+                }
+            }
+        }
+        let index = index?;
         let api = self.apis.get(index)?;
         let base_path = api.url.as_str();
         let trailing_path = if base_path == "/" {
@@ -228,6 +246,45 @@ pub fn normalize_path(path: &str) -> String {
         Ok(s) => s,
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     }
+}
+
+/// The path as an upstream that is laxer than RFC 3986 may read a [`normalize_path`] result:
+/// encoded slashes and backslashes (`%2F`, `%5C`) and raw backslashes become `/`, and `;` path
+/// parameters are dropped up to the end of their segment (`/api;v=1/x` → `/api/x`, as Tomcat
+/// and Spring do); the result is normalized again (`/x%2F..%2Fapi` → `/api`). `None` when the
+/// path holds none of these, i.e. when every upstream reads it the same way.
+pub fn upstream_reading(normalized_path: &str) -> Option<String> {
+    let b = normalized_path.as_bytes();
+    // normalize_path writes every kept escape in uppercase hex.
+    let lax = b.iter().any(|c| matches!(c, b'\\' | b';'))
+        || normalized_path.contains("%2F")
+        || normalized_path.contains("%5C");
+    if !lax {
+        return None;
+    }
+    let mut out = Vec::with_capacity(b.len());
+    let mut in_params = false;
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        let separator_len = match c {
+            b'/' | b'\\' => 1,
+            b'%' if matches!(b.get(i + 1..i + 3), Some(b"2F" | b"5C")) => 3,
+            _ => 0,
+        };
+        if separator_len > 0 {
+            out.push(b'/');
+            in_params = false;
+            i += separator_len;
+            continue;
+        }
+        in_params |= c == b';';
+        if !in_params {
+            out.push(c);
+        }
+        i += 1;
+    }
+    // Only ASCII bytes were replaced or removed, so `out` is still UTF-8.
+    Some(normalize_path(&String::from_utf8_lossy(&out)))
 }
 
 /// Decode `%XX` escapes of unreserved characters; uppercase the hex of the others; keep bad

@@ -48,10 +48,16 @@ fn paths() {
         "/_api_warden%2Fdeny_list",
         "/_api_warden%2fdeny_list",
         "/_api_warden%5Cdeny_list",
+        "/_api_warden\\deny_list",
+        "/_api_warden;x=1/deny_list",
+        "/x%2F..%2F_api_warden/deny_list",
+        "/..;/_api_warden",
     ] {
         assert!(is_admin_path(&s, &crate::router::normalize_path(p)), "{p}");
     }
     assert!(!is_admin_path(&s, "/shop"));
+    assert!(!is_admin_path(&s, "/shop;_api_warden"));
+    assert!(!is_admin_path(&s, "/_api_warden%252F"));
 }
 
 #[test]

@@ -377,7 +377,8 @@ fn lists_are_compiled() {
     );
     assert_eq!(
         c.deny_list.ip,
-        vec!["10.0.0.1", "2001:db8::1", "::ffff:1.2.3.4"]
+        // IPv4-mapped addresses are stored in the IPv4 form the identified peer has.
+        vec!["10.0.0.1", "2001:db8::1", "1.2.3.4"]
     );
     assert_eq!(c.deny_list.token, vec!["t1", "t2"]);
     assert_eq!(c.deny_list.api_key, vec!["k"]);

@@ -56,6 +56,7 @@ fn client() -> Client {
         cookie: Some("c00kie".into()),
         username: Some("alice".into()),
         client_id: Some("app".into()),
+        cookie_decoded: None,
     }
 }
 
@@ -123,6 +124,52 @@ fn first_cause_in_identifier_order_wins() {
     );
     let d = decide(Some(&api(true)), &ase(true), &c, &l);
     assert_eq!(d.reason.as_deref(), Some("deny_list:token"));
+}
+
+#[test]
+fn a_decoded_cookie_is_checked_against_the_deny_list_only() {
+    let c = Client {
+        cookie: Some("evil%2Dsession".into()),
+        cookie_decoded: Some("evil-session".into()),
+        ..Client::default()
+    };
+    let mut l = Lists::default();
+    l.0.insert(
+        (ListKind::Deny, IdType::Cookie, "evil-session".into()),
+        Source::AttackList,
+    );
+    let d = decide(Some(&api(true)), &ase(true), &c, &l);
+    assert_eq!(d.verdict, Verdict::Block);
+    assert_eq!(d.reason.as_deref(), Some("deny_list:cookie"));
+    assert_eq!(d.source, Some(Source::AttackList));
+    // The raw value is checked too (the feed lists cookies as ASE saw them).
+    let mut l = Lists::default();
+    l.0.insert(
+        (ListKind::Deny, IdType::Cookie, "evil%2Dsession".into()),
+        Source::Config,
+    );
+    assert_eq!(
+        decide(Some(&api(true)), &ase(true), &c, &l).verdict,
+        Verdict::Block
+    );
+    // The decoded form never allows: an allowed session cannot be claimed by encoding it.
+    let c = Client {
+        ip: Some("192.0.2.1".into()),
+        cookie: Some("vip%2Dsession".into()),
+        cookie_decoded: Some("vip-session".into()),
+        ..Client::default()
+    };
+    let mut l = Lists::default();
+    l.0.insert(
+        (ListKind::Deny, IdType::Ip, "192.0.2.1".into()),
+        Source::Config,
+    );
+    l.0.insert(
+        (ListKind::Allow, IdType::Cookie, "vip-session".into()),
+        Source::Config,
+    );
+    let d = decide(Some(&api(true)), &ase(true), &c, &l);
+    assert_eq!(d.reason.as_deref(), Some("deny_list:ip"));
 }
 
 #[test]

@@ -209,6 +209,59 @@ fn api_key_and_cookie() {
         let id = run(&req(path, headers), a);
         assert_eq!(id.client.api_key.as_deref(), *key, "{path} {headers:?}");
         assert_eq!(id.client.cookie.as_deref(), *cookie, "{path} {headers:?}");
+        assert_eq!(id.client.cookie_decoded, None, "{path} {headers:?}");
+    }
+}
+
+#[test]
+fn a_percent_encoded_cookie_also_offers_its_decoded_form_to_the_deny_list() {
+    let a = Api {
+        cookie: Some("SESSION".into()),
+        ..api()
+    };
+    // (cookie header, recorded cookie, decoded form)
+    let rows: &[(&str, Option<&str>, Option<&str>)] = &[
+        ("SESSION=evil-session", Some("evil-session"), None),
+        (
+            "SESSION=evil%2Dsession",
+            Some("evil%2Dsession"),
+            Some("evil-session"),
+        ),
+        (
+            "SESSION=%65vil%2dsession",
+            Some("%65vil%2dsession"),
+            Some("evil-session"),
+        ),
+        ("SESSION=a%2Bb%3D", Some("a%2Bb%3D"), Some("a+b=")),
+        // `+` stays a plus (cookies are not form-encoded); bad escapes are kept.
+        ("SESSION=a+b%zz", Some("a+b%zz"), None),
+        ("SESSION=%", Some("%"), None),
+        ("SESSION=%00", Some("%00"), Some("\0")),
+        ("SESSION=%FF", Some("%FF"), Some("\u{fffd}")),
+    ];
+    for (header, cookie, decoded) in rows {
+        let id = run(&req("/", &[("cookie", header)]), &a);
+        assert_eq!(id.client.cookie.as_deref(), *cookie, "{header}");
+        assert_eq!(id.client.cookie_decoded.as_deref(), *decoded, "{header}");
+        let candidates: Vec<&str> = id.client.deny_candidates(IdType::Cookie).collect();
+        let want: Vec<&str> = cookie.iter().chain(decoded.iter()).copied().collect();
+        assert_eq!(candidates, want, "{header}");
+        // Never serialized: the record shows the cookie as sent.
+        let v = serde_json::to_value(&id.client).unwrap();
+        assert!(v.get("cookie_decoded").is_none(), "{v}");
+    }
+    // Other types offer their value only.
+    let id = run(
+        &req("/", &[("cookie", "SESSION=x%41"), ("x-user", "a%41")]),
+        &Api {
+            username_header: Some("x-user".into()),
+            ..a
+        },
+    );
+    for t in [IdType::Ip, IdType::Username] {
+        let got: Vec<&str> = id.client.deny_candidates(t).collect();
+        assert_eq!(got, id.client.get(t).into_iter().collect::<Vec<_>>());
+        assert_eq!(got.len(), 1, "{t:?}");
     }
 }
 
@@ -507,6 +560,7 @@ fn client_get_by_type() {
         cookie: Some("c".into()),
         username: Some("u".into()),
         client_id: Some("id".into()),
+        cookie_decoded: Some("c2".into()),
     };
     let got: Vec<Option<&str>> = IdType::ALL.iter().map(|t| c.get(*t)).collect();
     assert_eq!(

@@ -198,6 +198,27 @@ fn values_are_checked_and_ips_canonicalized() {
     assert!(Lookup::new(&s, &c, 0, true)
         .find(ListKind::Deny, IdType::Ip, "2001:db8::1")
         .is_some());
+    // An IPv4-mapped IPv6 address is stored as the IPv4 address the peer is identified as.
+    add(
+        &s,
+        ListKind::Deny,
+        IdType::Ip,
+        entry("::FFFF:192.0.2.7", Source::Admin, 0),
+        0,
+    )
+    .unwrap();
+    let found = |v: &str| {
+        Lookup::new(&s, &c, 0, true)
+            .find(ListKind::Deny, IdType::Ip, v)
+            .is_some()
+    };
+    assert!(found("192.0.2.7"));
+    assert!(!found("::ffff:192.0.2.7"));
+    assert_eq!(
+        check_value(IdType::Ip, " ::ffff:10.0.0.1 ").unwrap(),
+        "10.0.0.1"
+    );
+    assert_eq!(check_value(IdType::Ip, "::1").unwrap(), "::1");
 }
 
 #[test]

@@ -168,6 +168,10 @@ fn bearer_credentials() {
             "Bearer eyJhbGIUzIiI.eyJzdiIxG4gRG9lIiwiZiOjJ9.DWPwNDZEl-g",
             Some("eyJhbGIUzIiI.eyJzdiIxG4gRG9lIiwiZiOjJ9.DWPwNDZEl-g"),
         ),
+        // A b64token has no whitespace: anything after it is not part of the token.
+        ("Bearer abc def", Some("abc")),
+        ("Bearer abc\tdef ghi", Some("abc")),
+        ("bearer  abc  def", Some("abc")),
         ("Bearer", None),
         ("Bearer   ", None),
         ("Bearerabc", None),

@@ -85,6 +85,7 @@ fn exchange() -> Exchange {
                 cookie: Some(COOKIE.into()),
                 username: Some("alice".into()),
                 client_id: Some("app-1".into()),
+                cookie_decoded: None,
             },
             jwt: Some(JwtOutcome {
                 status: JwtStatus::Ok,
@@ -234,6 +235,21 @@ fn duration_and_bytes() {
         0,
         "a clock going back saturates"
     );
+}
+
+#[test]
+fn a_request_the_filter_never_saw_is_stamped_when_it_is_logged() {
+    // Envoy answered the request itself (400, 431): no request headers, no start time.
+    let x = Exchange {
+        end_ms: START,
+        response_status: Some(431),
+        ..Exchange::default()
+    };
+    let v = rec(&x, Redact::None);
+    assert_eq!(v["timestamp"], "2023-11-14T22:13:20.123Z");
+    assert_eq!(v["duration_ms"], 0);
+    assert_eq!(v["action"], "outbound-");
+    assert_eq!(attr(&v, "HttpRequest.ResponseStatus"), 431);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use super::{authority_host, normalize_path};
+use super::{authority_host, normalize_path, upstream_reading};
 use crate::config::{parse, Compiled};
 
 #[test]
@@ -119,7 +119,13 @@ fn check(cfg: &Compiled, rows: &[Row<'_>]) {
                 assert_eq!(m.base_path, *base, "{authority} {path}");
                 assert_eq!(m.trailing_path, *trailing, "{authority} {path}");
                 assert_eq!(cfg.apis.get(m.index).map(|a| &a.name), Some(&m.api.name));
-                assert_eq!(m.normalized_path, normalize_path(path));
+                let plain = normalize_path(path);
+                assert!(
+                    m.normalized_path == plain
+                        || Some(&m.normalized_path) == upstream_reading(&plain).as_ref(),
+                    "{authority} {path}: {}",
+                    m.normalized_path
+                );
             }
             (got, want) => panic!(
                 "{authority} {path}: got {:?}, want {want:?}",
@@ -156,7 +162,7 @@ fn match_prefix_segments_and_longest() {
             ("h", "/rest/v1/../v2", Some(("rest", "/rest", "/v2"))),
             ("h", "/x/../rest", Some(("rest", "/rest", ""))),
             ("h", "/%2e%2e/rest/v1", Some(("rest_v1", "/rest/v1", ""))),
-            ("h", "/rest%2Fv1", None),
+            ("h", "/rest%2Fv1", Some(("rest_v1", "/rest/v1", ""))),
             ("h", "/%72est", Some(("rest", "/rest", ""))),
             ("h", "/REST", None),
             ("h", "/a/b/c/d/e/f/g", Some(("deep", "/a/b/c/d/e/f", "/g"))),
@@ -334,5 +340,72 @@ fn bench_normalize_path() {
     println!(
         "normalize_path: {:.0} ns per path",
         start.elapsed().as_nanos() as f64 / n as f64
+    );
+}
+
+#[test]
+fn upstream_reading_table() {
+    let rows: &[(&str, Option<&str>)] = &[
+        ("/api", None),
+        ("/api/x", None),
+        ("/api%2Fx", Some("/api/x")),
+        ("/a%5Cb", Some("/a/b")),
+        ("/a\\b", Some("/a/b")),
+        ("/a;x=1/b", Some("/a/b")),
+        ("/a;x%2Fb", Some("/a/b")),
+        ("/a;b;c", Some("/a")),
+        ("/x%2F..%2Fapi", Some("/api")),
+        ("/api%2F..%2F..%2F..", Some("/")),
+        ("/..;/api", Some("/api")),
+        ("/;", Some("/")),
+        ("/%252F", None),
+        ("/%25%2F", Some("/%25")),
+        ("/%C3%A9;x/%C3%A9", Some("/%C3%A9/%C3%A9")),
+        ("/é;ü/ß", Some("/é/ß")),
+    ];
+    for (input, want) in rows {
+        assert_eq!(
+            upstream_reading(input).as_deref(),
+            *want,
+            "upstream_reading({input:?})"
+        );
+    }
+}
+
+#[test]
+fn match_lax_readings_never_leave_the_api_an_upstream_serves() {
+    let cfg = config(&[("rest", "*", "/rest"), ("rest_v1", "*", "/rest/v1")]);
+    check(
+        &cfg,
+        &[
+            ("h", "/rest%2Fx", Some(("rest", "/rest", "/x"))),
+            (
+                "h",
+                "/rest%2fv1/items",
+                Some(("rest_v1", "/rest/v1", "/items")),
+            ),
+            ("h", "/x%2F..%2Frest", Some(("rest", "/rest", ""))),
+            ("h", "/rest%5Cx", Some(("rest", "/rest", "/x"))),
+            ("h", "/rest\\x", Some(("rest", "/rest", "/x"))),
+            ("h", "/rest;jsessionid=1/x", Some(("rest", "/rest", "/x"))),
+            ("h", "/rest/v1;a=b/x", Some(("rest_v1", "/rest/v1", "/x"))),
+            ("h", "/rest/..;/rest/v1", Some(("rest_v1", "/rest/v1", ""))),
+            // Both readings match: the longer url wins, the plain reading on a tie.
+            ("h", "/rest/v1%2F..", Some(("rest", "/rest", "/v1%2F.."))),
+            ("h", "/rest/x%2F..%2Fv1", Some(("rest_v1", "/rest/v1", ""))),
+            ("h", "/restx%2Fy", None),
+            ("h", "/x%2Frest", None),
+            ("h", "/rest%252Fv1", None),
+        ],
+    );
+    // The root API matches everything plainly; a lax reading of a longer url still wins.
+    let cfg = config(&[("root", "*", "/"), ("rest", "*", "/rest")]);
+    check(
+        &cfg,
+        &[
+            ("h", "/rest%2Fx", Some(("rest", "/rest", "/x"))),
+            ("h", "/x%2Fy", Some(("root", "/", "/x%2Fy"))),
+            ("h", "/rest;x", Some(("rest", "/rest", ""))),
+        ],
     );
 }

@@ -1,1 +1,785 @@
-//! End-to-end tests: faults (being written).
+//! End-to-end fault tests: an xDS-style reload (file-based LDS) to a bad configuration and back
+//! while requests flow; what clients see when the VM cannot start, per `failure_policy`; a
+//! collector slower than `analytics.timeout_ms`. Attack-list faults are in `attack_list.rs`,
+//! collector 500s and a collector that is gone in `records.rs`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::harness::{self, Envoy, Opts, TestServer};
+
+const KEY: &str = "fault-test-admin-key-0123456789";
+
+/// Poll `f` every 50 ms until it holds or `secs` pass; returns whether it held.
+fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every `name: value` line of admin `/stats` with a numeric value.
+fn stats(admin: u16) -> HashMap<String, u64> {
+    harness::get(admin, "/stats")
+        .map(|r| r.body_text())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .filter_map(|(k, v)| Some((k.to_string(), v.trim().parse().ok()?)))
+        .collect()
+}
+
+fn stat(admin: u16, name: &str) -> u64 {
+    stats(admin).get(name).copied().unwrap_or(0)
+}
+
+/// An Envoy started from a bootstrap this file writes (the harness renders its own); killed on
+/// drop, its log printed when the test is failing.
+struct Proc {
+    child: Child,
+    dir: PathBuf,
+    log: PathBuf,
+    admin: u16,
+}
+
+impl Proc {
+    fn spawn(dir: &Path, bootstrap: &str, admin: u16, args: &[&str]) -> Proc {
+        let cfg = dir.join("bootstrap.yaml");
+        std::fs::write(&cfg, bootstrap).expect("write bootstrap");
+        let log = dir.join("envoy.log");
+        let child = Command::new(harness::envoy_bin())
+            .arg("-c")
+            .arg(&cfg)
+            .args(args)
+            .arg("--disable-hot-restart")
+            .args(["--log-level", "info", "--component-log-level", "wasm:debug"])
+            .arg("--log-path")
+            .arg(&log)
+            .args(["--file-flush-interval-msec", "50"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn envoy (run `make envoy` or set ENVOY)");
+        let mut p = Proc {
+            child,
+            dir: dir.to_path_buf(),
+            log,
+            admin,
+        };
+        let ready = wait_for(30, || {
+            if let Ok(Some(s)) = p.child.try_wait() {
+                panic!("envoy exited with {s}:\n{}", p.log_text());
+            }
+            harness::get(admin, "/ready").is_ok_and(|r| r.status == 200)
+        });
+        assert!(ready, "envoy not ready after 30 s:\n{}", p.log_text());
+        p
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- envoy log ---\n{}", self.log_text());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// The api-warden HTTP filter entry (indented for `http_filters:` at `indent` spaces).
+fn wasm_filter(indent: usize, code: &str, policy: Option<&str>, plugin: &str) -> String {
+    let policy = policy
+        .map(|p| format!("\n      failure_policy: {p}"))
+        .unwrap_or_default();
+    let literal = serde_json::to_string(plugin).expect("json string");
+    let text = format!(
+        r#"- name: envoy.filters.http.wasm
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+    config:
+      name: api_warden
+      root_id: api_warden
+      allow_on_headers_stop_iteration: true{policy}
+      vm_config:
+        vm_id: api_warden
+        runtime: envoy.wasm.runtime.v8
+        code: {code}
+      configuration:
+        "@type": type.googleapis.com/google.protobuf.StringValue
+        value: {literal}
+- name: envoy.filters.http.router
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+"#
+    );
+    indent_by(&text, indent)
+}
+
+fn indent_by(text: &str, n: usize) -> String {
+    let pad = " ".repeat(n);
+    text.lines().map(|l| format!("{pad}{l}\n")).collect()
+}
+
+/// A listener (YAML list item) on `port` whose only route is a `direct_response` 200 "ok", behind
+/// `filters`; `typed` adds the `@type` an LDS resource needs.
+fn listener(port: u16, filters: &str, typed: bool) -> String {
+    let head = if typed {
+        "- \"@type\": type.googleapis.com/envoy.config.listener.v3.Listener\n  name: main"
+    } else {
+        "- name: main"
+    };
+    format!(
+        r#"{head}
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+  filter_chains:
+  - filters:
+    - name: envoy.filters.network.http_connection_manager
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+        stat_prefix: main
+        use_remote_address: true
+        preserve_external_request_id: true
+        route_config:
+          virtual_hosts:
+          - name: all
+            domains: ["*"]
+            routes:
+            - match: {{ prefix: "/" }}
+              direct_response: {{ status: 200, body: {{ inline_string: "ok" }} }}
+        http_filters:
+{filters}"#
+    )
+}
+
+fn local_code() -> String {
+    format!(
+        "{{ local: {{ filename: {} }} }}",
+        harness::wasm_path().display()
+    )
+}
+
+/// One API (`/shop`, username from `x-user`, blocking on), a username deny list, the admin API.
+fn plugin(deny_user: &str) -> Value {
+    with_export(json!({
+        "apis": [{"name": "shop", "api_metadata": {
+            "url": "/shop", "hostname": "*", "username_header": "x-user", "enable_blocking": true}}],
+        "deny_list": {"username": [deny_user]},
+        "admin": {"path": "/_api_warden", "key": KEY},
+    }))
+}
+
+/// Adds export to the `collector` cluster, a batch every second.
+fn with_export(mut plugin: Value) -> Value {
+    plugin["analytics"] = json!({"cluster": "collector", "path": "/records",
+                                 "batch_size": 1000, "flush_interval_ms": 1000});
+    plugin
+}
+
+fn user_status(port: u16, user: &str) -> std::io::Result<u16> {
+    harness::request(port, "GET", "/shop/items", &[("x-user", user)], None).map(|r| r.status)
+}
+
+/// Statuses of `n` requests per user, as `user → [status…]`.
+fn statuses(port: u16, users: &[&str], n: usize) -> HashMap<String, Vec<u16>> {
+    users
+        .iter()
+        .map(|u| {
+            let s = (0..n).map(|_| user_status(port, u).unwrap_or(0)).collect();
+            (u.to_string(), s)
+        })
+        .collect()
+}
+
+/// Assert every one of 6 requests per user gets the expected status.
+fn assert_users(port: u16, expect: &[(&str, u16)], when: &str) {
+    let users: Vec<&str> = expect.iter().map(|(u, _)| *u).collect();
+    let got = statuses(port, &users, 6);
+    for (u, want) in expect {
+        assert!(
+            got[*u].iter().all(|s| s == want),
+            "{when}: user {u} expected {want} every time, got {:?}",
+            got[*u]
+        );
+    }
+}
+
+/// The dynamic listener file: written to a temporary file, then renamed over `lds.yaml` (Envoy
+/// watches the directory for moves, so it never reads a half-written file).
+struct Lds {
+    dir: PathBuf,
+    port: u16,
+    version: usize,
+}
+
+impl Lds {
+    fn push(&mut self, plugin: &Value) {
+        self.version += 1;
+        let filters = wasm_filter(8, &local_code(), Some("FAIL_CLOSED"), &plugin.to_string());
+        let text = format!(
+            "version_info: \"{}\"\nresources:\n{}",
+            self.version,
+            listener(self.port, &filters, true)
+        );
+        let tmp = self.dir.join(format!(".lds-{}.tmp", self.version));
+        std::fs::write(&tmp, text).expect("write lds");
+        std::fs::rename(&tmp, self.dir.join("lds.yaml")).expect("rename lds");
+    }
+}
+
+/// Background traffic during reloads: a user on no list must get 200 every time, with no
+/// connection error; returns the request ids it sent and the failures.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<(Vec<String>, Vec<String>)>>,
+}
+
+impl Traffic {
+    fn start(port: u16) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let (mut sent, mut bad) = (Vec::new(), Vec::new());
+            while !s.load(Ordering::SeqCst) {
+                let id = format!("bg-{}", sent.len());
+                let r = harness::request(
+                    port,
+                    "GET",
+                    "/shop/items",
+                    &[("x-user", "zoe"), ("x-request-id", &id)],
+                    None,
+                );
+                sent.push(id);
+                match r.map(|r| r.status) {
+                    Ok(200) => {}
+                    Ok(other) => bad.push(format!("status {other}")),
+                    Err(e) => bad.push(format!("error {e}")),
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (sent, bad)
+        });
+        Traffic {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    fn finish(mut self) -> (Vec<String>, Vec<String>) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle
+            .take()
+            .expect("running")
+            .join()
+            .expect("traffic thread")
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// An Envoy whose only listener comes from `lds.yaml` (first `plugin`), exporting to `collector`.
+fn start_dynamic(
+    collector: &Collector,
+    plugin: &Value,
+    drain_time_s: u32,
+    concurrency: u32,
+) -> (Proc, Lds, u16, u16) {
+    let dir = harness::scratch("faults-lds");
+    let (port, admin) = (harness::free_port(), harness::free_port());
+    let mut lds = Lds {
+        dir: dir.clone(),
+        port,
+        version: 0,
+    };
+    lds.push(plugin);
+    let bootstrap = format!(
+        r#"admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
+node: {{ id: faults, cluster: faults }}
+dynamic_resources:
+  lds_config:
+    resource_api_version: V3
+    path_config_source:
+      path: {lds}
+      watched_directory: {{ path: {dir} }}
+static_resources:
+  clusters:
+{cluster}"#,
+        lds = dir.join("lds.yaml").display(),
+        dir = dir.display(),
+        cluster = collector.server.cluster("collector")
+    );
+    let (drain, workers) = (drain_time_s.to_string(), concurrency.to_string());
+    let envoy = Proc::spawn(
+        &dir,
+        &bootstrap,
+        admin,
+        &["--concurrency", &workers, "--drain-time-s", &drain],
+    );
+    assert!(
+        wait_for(10, || user_status(port, "bob").is_ok_and(|s| s == 200)),
+        "listener from lds.yaml never served"
+    );
+    (envoy, lds, port, admin)
+}
+
+#[test]
+fn lds_reload_to_a_bad_config_keeps_the_last_good_state_and_the_next_good_one_applies() {
+    let collector = Collector::start();
+    let (mut envoy, mut lds, port, admin) = start_dynamic(&collector, &plugin("amy"), 600, 2);
+
+    // Configuration A: amy is denied.
+    assert_users(
+        port,
+        &[("amy", 403), ("bob", 200), ("cat", 200)],
+        "config A",
+    );
+    // An admin deny entry, added before any reload.
+    let added = harness::request(
+        port,
+        "POST",
+        "/_api_warden/deny_list?type=username&value=cat",
+        &[("x-api-warden-admin-key", KEY)],
+        None,
+    )
+    .expect("admin POST");
+    assert!(
+        added.status == 200 || added.status == 201,
+        "admin POST: {} {}",
+        added.status,
+        added.body_text()
+    );
+    assert_users(port, &[("amy", 403), ("cat", 403)], "config A + admin");
+    let loads_a = stat(admin, "wasmcustom.api_warden.config.loads");
+    assert!(loads_a >= 2, "config.loads after A: {loads_a}");
+    assert_eq!(stat(admin, "listener_manager.lds.update_rejected"), 0);
+
+    let traffic = Traffic::start(port);
+
+    // A bad configuration: Envoy refuses the update; A keeps working, the admin entry too.
+    let mut bad = plugin("bob");
+    bad["apis"][0]["api_metadata"]["jwt"] = json!({});
+    lds.push(&bad);
+    assert!(
+        wait_for(10, || stat(admin, "listener_manager.lds.update_rejected")
+            >= 1),
+        "bad update not rejected; stats:\n{:?}",
+        stats(admin)
+            .into_iter()
+            .filter(|(k, _)| k.contains("lds"))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        wait_for(5, || {
+            let log = envoy.log_text();
+            log.contains("api-warden: invalid configuration: api \"shop\": jwt")
+                && log.contains("configuration rejected")
+                && log.contains("listener 'main' config rejected")
+        }),
+        "no api-warden error line or no Envoy rejection line for the bad configuration"
+    );
+    assert!(envoy.alive(), "envoy exited on a bad xDS update");
+    assert_users(
+        port,
+        &[("amy", 403), ("bob", 200), ("cat", 403)],
+        "after the rejected update",
+    );
+    // The rejected configuration loaded nowhere (the counter is flushed every second).
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(
+        stat(admin, "wasmcustom.api_warden.config.loads"),
+        loads_a,
+        "a rejected configuration counted as loaded"
+    );
+
+    // Configuration B: bob is denied, amy no longer; the admin entry survives.
+    lds.push(&plugin("bob"));
+    assert!(
+        wait_for(10, || stat(admin, "listener_manager.lds.update_success")
+            >= 2),
+        "good update not accepted"
+    );
+    // Both workers serve B once amy passes a few times in a row.
+    let mut in_a_row = 0;
+    assert!(
+        wait_for(10, || {
+            in_a_row = if user_status(port, "amy").is_ok_and(|s| s == 200) {
+                in_a_row + 1
+            } else {
+                0
+            };
+            in_a_row >= 6
+        }),
+        "config B never applied"
+    );
+    assert_users(
+        port,
+        &[("amy", 200), ("bob", 403), ("cat", 403), ("dan", 200)],
+        "config B",
+    );
+    assert!(
+        wait_for(5, || stat(admin, "wasmcustom.api_warden.config.loads")
+            > loads_a),
+        "config.loads did not move on the good reload"
+    );
+    assert_eq!(stat(admin, "listener_manager.lds.update_rejected"), 1);
+
+    let (sent, bad_responses) = traffic.finish();
+    assert!(
+        sent.len() >= 20,
+        "background traffic sent only {} requests",
+        sent.len()
+    );
+    assert!(
+        bad_responses.is_empty(),
+        "{} of {} background requests failed during the reloads: {:?}",
+        bad_responses.len(),
+        sent.len(),
+        &bad_responses[..bad_responses.len().min(10)]
+    );
+    // Every request's record was exported, also those buffered by the plugin a reload replaced
+    // (it lives on while its listener drains).
+    assert!(
+        wait_for(10, || collector.has_all(&sent)),
+        "records never exported: {:?}",
+        collector.missing(&sent)
+    );
+    assert_eq!(
+        stat(admin, "wasmcustom.api_warden.export.records_dropped"),
+        0
+    );
+    assert!(envoy.alive());
+}
+
+/// A collector that accepts JSON-array batches (or, while `slow`, sleeps past the exporter's
+/// timeout without accepting) and remembers the correlation ids it accepted.
+struct Collector {
+    server: TestServer,
+    ids: Arc<Mutex<Vec<String>>>,
+    slow: Arc<AtomicBool>,
+}
+
+impl Collector {
+    fn start() -> Collector {
+        let ids: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+        let slow = Arc::new(AtomicBool::new(false));
+        let (i, s) = (ids.clone(), slow.clone());
+        let server = TestServer::start(move |r| {
+            if s.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1200));
+                return (200, b"{}".to_vec());
+            }
+            match serde_json::from_slice::<Value>(&r.body) {
+                Ok(Value::Array(items)) => {
+                    let mut ids = i.lock().unwrap();
+                    for item in items {
+                        let id = &item["attributes"]["HttpRequest.CorrelationId"];
+                        ids.push(id.as_str().unwrap_or_default().to_string());
+                    }
+                    (200, b"{}".to_vec())
+                }
+                _ => (400, b"{\"error\":\"not a JSON array\"}".to_vec()),
+            }
+        });
+        Collector { server, ids, slow }
+    }
+
+    fn missing(&self, ids: &[String]) -> Vec<String> {
+        let got = self.ids.lock().unwrap();
+        ids.iter().filter(|id| !got.contains(id)).cloned().collect()
+    }
+
+    fn has_all(&self, ids: &[String]) -> bool {
+        self.missing(ids).is_empty()
+    }
+}
+
+/// A static listener whose api-warden code comes from `code_server` (`code.remote`, as Istio
+/// fetches it), with `policy`; the configuration denies user amy.
+fn remote_code_envoy(
+    code_server: &TestServer,
+    policy: Option<&str>,
+    plugin: &Value,
+) -> (Proc, u16) {
+    let bytes = std::fs::read(harness::wasm_path()).expect("read wasm");
+    let sha = sha256_hex(&bytes);
+    let dir = harness::scratch("faults-remote");
+    let (port, admin) = (harness::free_port(), harness::free_port());
+    let code = format!(
+        "{{ remote: {{ http_uri: {{ uri: \"http://127.0.0.1:{}/api_warden.wasm\", cluster: code, timeout: 5s }}, sha256: {sha}, retry_policy: {{ num_retries: 0 }} }} }}",
+        code_server.port
+    );
+    let filters = wasm_filter(8, &code, policy, &plugin.to_string());
+    let bootstrap = format!(
+        "admin:\n  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}\nstatic_resources:\n  listeners:\n{}  clusters:\n{}",
+        indent_by(&listener(port, &filters, false), 2),
+        code_server.cluster("code")
+    );
+    let envoy = Proc::spawn(&dir, &bootstrap, admin, &["--concurrency", "1"]);
+    assert!(
+        wait_for(10, || user_status(port, "bob").is_ok()),
+        "listener never served"
+    );
+    (envoy, port)
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Serves the built api_warden.wasm, or answers 500 when `serve` is false (code that cannot load).
+fn code_server(serve: bool) -> TestServer {
+    let bytes = std::fs::read(harness::wasm_path()).expect("read wasm");
+    TestServer::start(move |_| {
+        if serve {
+            (200, bytes.clone())
+        } else {
+            (500, b"{\"error\":\"down\"}".to_vec())
+        }
+    })
+}
+
+/// The configuration of [`plugin`] made invalid (`jwt: {}`), still listing amy.
+fn bad_plugin() -> Value {
+    let mut p = plugin("amy");
+    p["apis"][0]["api_metadata"]["jwt"] = json!({});
+    p
+}
+
+#[test]
+fn vm_that_cannot_start_fails_closed_with_503_unless_fail_open() {
+    // Control: the same setup with the code served enforces.
+    let served = code_server(true);
+    let (_ok, port) = remote_code_envoy(&served, Some("FAIL_CLOSED"), &plugin("amy"));
+    assert_users(port, &[("amy", 403), ("bob", 200)], "code served");
+
+    // The code cannot be fetched: FAIL_CLOSED (and Envoy 1.40's default) answers 503 to everyone.
+    let down = code_server(false);
+    for policy in [Some("FAIL_CLOSED"), None] {
+        let (mut envoy, port) = remote_code_envoy(&down, policy, &plugin("amy"));
+        let r = harness::request(port, "GET", "/shop/items", &[("x-user", "bob")], None)
+            .expect("request");
+        assert_eq!(
+            r.status,
+            503,
+            "{policy:?}: {} {:?}",
+            r.body_text(),
+            r.headers
+        );
+        assert!(r.body.is_empty(), "503 body: {}", r.body_text());
+        assert_users(
+            port,
+            &[("amy", 503), ("bob", 503)],
+            &format!("{policy:?}, no code"),
+        );
+        assert!(stat(envoy.admin, "wasm.remote_load_fetch_failures") >= 1);
+        assert!(envoy.alive());
+    }
+
+    // FAIL_OPEN: the filter is skipped, so the denied user passes and nothing is recorded.
+    let (mut envoy, port) = remote_code_envoy(&down, Some("FAIL_OPEN"), &plugin("amy"));
+    assert_users(port, &[("amy", 200), ("bob", 200)], "FAIL_OPEN, no code");
+    assert_eq!(stat(envoy.admin, "wasmcustom.api_warden.requests.total"), 0);
+    assert!(envoy.alive());
+}
+
+#[test]
+fn bad_config_arriving_after_start_fails_closed_with_503_unless_fail_open() {
+    // With remote code the plugin is configured after Envoy started, so a bad configuration does
+    // not stop Envoy: the VM is marked failed and `failure_policy` decides (FAIL_RELOAD cannot
+    // reload a configuration that never loaded: it fails closed too).
+    let served = code_server(true);
+    for policy in ["FAIL_CLOSED", "FAIL_RELOAD"] {
+        let (mut closed, port) = remote_code_envoy(&served, Some(policy), &bad_plugin());
+        assert!(
+            wait_for(5, || closed
+                .log_text()
+                .contains("api-warden: invalid configuration: api \"shop\": jwt")),
+            "{policy}: no api-warden error line"
+        );
+        assert_users(
+            port,
+            &[("amy", 503), ("bob", 503)],
+            &format!("{policy}, bad config"),
+        );
+        assert!(closed.alive());
+    }
+
+    let (mut open, port) = remote_code_envoy(&served, Some("FAIL_OPEN"), &bad_plugin());
+    assert!(wait_for(5, || open
+        .log_text()
+        .contains("api-warden: invalid configuration")));
+    assert_users(port, &[("amy", 200), ("bob", 200)], "FAIL_OPEN, bad config");
+    assert!(open.alive());
+}
+
+#[test]
+fn slow_collector_past_the_timeout_delays_no_request_and_is_retried() {
+    let collector = Collector::start();
+    collector.slow.store(true, Ordering::SeqCst);
+    let config = json!({
+        "apis": [{"name": "shop", "api_metadata": {"url": "/shop", "hostname": "*"}}],
+        "analytics": {"cluster": "collector", "path": "/records", "batch_size": 5,
+                      "flush_interval_ms": 200, "timeout_ms": 300},
+    })
+    .to_string();
+    let envoy = Envoy::start_with(
+        &config,
+        Opts {
+            extra_clusters: collector.server.cluster("collector"),
+            ..Opts::default()
+        },
+    );
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let id = format!("slow-{i}");
+        let started = Instant::now();
+        let r = envoy.get("/shop/items", &[("x-request-id", &id)]);
+        assert_eq!(r.status, 200, "{id}");
+        assert!(
+            started.elapsed() < Duration::from_millis(1000),
+            "{id} took {:?} while the collector was slow",
+            started.elapsed()
+        );
+        ids.push(id);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let retried = || stat(envoy.admin, "wasmcustom.api_warden.export.batches_retried");
+    assert!(
+        wait_for(8, || retried() >= 2),
+        "batches_retried = {}",
+        retried()
+    );
+    assert!(
+        !collector.server.requests().is_empty(),
+        "the collector was never called"
+    );
+    assert_eq!(collector.missing(&ids), ids, "accepted while slow");
+
+    // The collector recovers: every record arrives (at least once: a batch that timed out may
+    // have been received, so a slow collector can see a record twice), none was dropped.
+    collector.slow.store(false, Ordering::SeqCst);
+    assert!(
+        wait_for(10, || collector.has_all(&ids)),
+        "missing after recovery: {:?}",
+        collector.missing(&ids)
+    );
+    assert_eq!(
+        stat(envoy.admin, "wasmcustom.api_warden.export.records_dropped"),
+        0
+    );
+    assert_eq!(envoy.get("/shop/after", &[]).status, 200);
+}
+
+#[test]
+#[ignore = "needs filter fix: Root has no on_done, so records buffered by a plugin that a reload (or shutdown) removes are lost; flush them in on_done and call done() when the last batch is answered"]
+fn records_buffered_by_a_plugin_that_a_reload_removes_are_exported() {
+    // The replaced listener drains for 1 s, shorter than the 5 s flush interval: its plugin's
+    // root context goes away with records still buffered.
+    let collector = Collector::start();
+    let mut slow_flush = plugin("amy");
+    slow_flush["analytics"]["flush_interval_ms"] = json!(5000);
+    let (mut envoy, mut lds, port, _admin) = start_dynamic(&collector, &slow_flush, 1, 1);
+    let send = |id: &str| {
+        let r = harness::request(
+            port,
+            "GET",
+            "/shop/items",
+            &[("x-user", "bob"), ("x-request-id", id)],
+            None,
+        )
+        .expect("request");
+        assert_eq!(r.status, 200);
+        id.to_string()
+    };
+    // The first batch leaves at once; the next one only 5 s after it.
+    let first = vec![send("warm-up")];
+    assert!(wait_for(5, || collector.has_all(&first)), "first batch");
+    let ids: Vec<String> = (0..10)
+        .map(|i| send(&format!("before-reload-{i}")))
+        .collect();
+    lds.push(&plugin("bob"));
+    assert!(
+        wait_for(10, || user_status(port, "bob").is_ok_and(|s| s == 403)),
+        "reload never applied"
+    );
+    assert!(
+        wait_for(10, || collector.has_all(&ids)),
+        "records lost with the replaced plugin: {:?}",
+        collector.missing(&ids)
+    );
+    assert!(envoy.alive());
+}
+
+#[test]
+#[ignore = "needs filter fix: the exporter sends at most one batch per tick (after a batch is answered, Root::on_http_call_response should call flush_export again), so a worker above batch_size records per flush interval falls behind for good and finally drops records"]
+fn export_keeps_up_with_more_than_one_batch_per_flush_interval() {
+    // 40 records at once, batches of 5, a flush interval of 1 s, a healthy collector: one batch
+    // per tick would need 8 s; chaining full batches needs about one tick.
+    let collector = Collector::start();
+    let config = json!({
+        "apis": [{"name": "shop", "api_metadata": {"url": "/shop", "hostname": "*"}}],
+        "analytics": {"cluster": "collector", "path": "/records", "batch_size": 5,
+                      "flush_interval_ms": 1000},
+    })
+    .to_string();
+    let envoy = Envoy::start_with(
+        &config,
+        Opts {
+            extra_clusters: collector.server.cluster("collector"),
+            ..Opts::default()
+        },
+    );
+    let ids: Vec<String> = (0..40)
+        .map(|i| {
+            let id = format!("burst-{i}");
+            assert_eq!(
+                envoy.get("/shop/items", &[("x-request-id", &id)]).status,
+                200
+            );
+            id
+        })
+        .collect();
+    let sent_at = Instant::now();
+    assert!(
+        wait_for(10, || collector.has_all(&ids)),
+        "missing: {:?}",
+        collector.missing(&ids)
+    );
+    assert!(
+        sent_at.elapsed() < Duration::from_millis(3000),
+        "40 records in batches of 5 took {:?} to export with a healthy collector",
+        sent_at.elapsed()
+    );
+}

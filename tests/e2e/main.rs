@@ -9,13 +9,13 @@
 
 mod admin;
 mod attack_list;
+mod bad_input;
 mod config;
 mod enforcement;
+mod evasion;
 mod examples;
+mod faults;
 mod harness;
 mod identity;
 mod records;
 mod skeleton;
-mod evasion;
-mod bad_input;
-mod faults;
