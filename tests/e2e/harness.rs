@@ -346,7 +346,9 @@ impl Envoy {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let text = std::fs::read_to_string(&self.access_log).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
+            // Only complete lines: Envoy may be half-way through writing the last one.
+            let complete = text.rfind('\n').map_or("", |i| &text[..i]);
+            let lines: Vec<&str> = complete.lines().collect();
             if lines.len() >= n || Instant::now() > deadline {
                 assert!(
                     lines.len() >= n,
