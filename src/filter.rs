@@ -109,6 +109,8 @@ struct Root {
     pending_feed: Option<(Feed, usize, u32)>,
     export_token: Option<u32>,
     next_gauges_ms: u64,
+    /// `on_done` was called: send what is buffered, then tell the host we are done.
+    shutting_down: bool,
 }
 
 /// Most pages one attack-list poll follows.
@@ -125,6 +127,7 @@ impl Root {
             poll_token: None,
             pending_feed: None,
             export_token: None,
+            shutting_down: false,
             next_gauges_ms: 0,
         }
     }
@@ -317,6 +320,16 @@ fn http_call_status() -> Option<u16> {
 }
 
 impl Context for Root {
+    fn on_done(&mut self) -> bool {
+        self.shutting_down = true;
+        let Some(rt) = self.runtime.clone() else {
+            return true;
+        };
+        let pending = self.flush_final(&rt);
+        self.stats.flush();
+        !pending
+    }
+
     fn on_http_call_response(
         &mut self,
         token: u32,
@@ -339,7 +352,26 @@ impl Context for Root {
                 self.stats
                     .inc(Counter::ExportBatchesRetried, u64::from(r.retried));
             }
+            if self.shutting_down {
+                if !ok || !self.flush_final(&rt) {
+                    self.stats.flush();
+                    host::done();
+                }
+            } else {
+                // A full batch waiting leaves now, not at the next tick.
+                self.flush_export(&rt, host::now_ms());
+            }
         }
+    }
+}
+
+impl Root {
+    /// During shutdown: send the next batch whatever the interval; true when one is in flight.
+    fn flush_final(&mut self, rt: &Runtime) -> bool {
+        if self.export_token.is_none() {
+            self.flush_export(rt, u64::MAX / 2);
+        }
+        self.export_token.is_some()
     }
 }
 

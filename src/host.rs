@@ -188,6 +188,13 @@ pub fn define_metric(kind: proxy_wasm::types::MetricType, name: &str) -> Option<
     hostcalls::define_metric(kind, name).ok()
 }
 
+/// Tell the host that a root context which returned false from `on_done` has finished.
+pub fn done() {
+    if let Err(s) = hostcalls::done() {
+        log::warn!("done failed: {s:?}");
+    }
+}
+
 /// Set a gauge.
 pub fn record_metric(id: u32, value: u64) {
     let _ = hostcalls::record_metric(id, value);
