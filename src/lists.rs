@@ -119,12 +119,10 @@ fn type_idx(t: IdType) -> usize {
 
 /// FNV-1a, 64-bit: stable across VMs and processes (bucket choice and fingerprint).
 fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    use std::hash::Hasher;
+    let mut h = crate::router::Fnv1a::default();
+    h.write(bytes);
+    h.finish()
 }
 
 fn bucket_of(hash: u64, buckets: u32) -> u32 {

@@ -28,7 +28,7 @@ type FnvMap<V> = HashMap<String, V, BuildHasherDefault<Fnv1a>>;
 
 /// 64-bit FNV-1a.
 #[derive(Debug, Clone, Copy)]
-struct Fnv1a(u64);
+pub(crate) struct Fnv1a(u64);
 
 impl Default for Fnv1a {
     fn default() -> Self {
