@@ -10,7 +10,7 @@ WB_VERSION    := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"/,"",$$
 CARGO_BIN     := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 export ENVOY
 
-.PHONY: help build run test test-unit test-wasm test-e2e validate lint bench bench-floor wrk fuzz fuzz-smoke fuzz-tools soak envoy toolchain wasm-runner clean
+.PHONY: help build build-fault run test test-unit test-wasm test-e2e validate lint bench bench-floor wrk fuzz fuzz-smoke fuzz-tools soak envoy toolchain wasm-runner clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ build: toolchain ## build target/wasm32-wasip1/release/api_warden.wasm
 	cargo build --release --target wasm32-wasip1
 	@ls -l $(WASM)
 
+build-fault: toolchain ## test-only build with the fault-injection feature (target/fault/…/api_warden.wasm)
+	cargo build --release --target wasm32-wasip1 --features fault-injection --target-dir target/fault
+
 run: build envoy ## install what is missing, build, and start the demo (127.0.0.1:10000, admin :9901)
 	$(ENVOY) -c envoy/envoy.yaml --concurrency 2 --log-level warn --component-log-level wasm:info
 
@@ -46,7 +49,7 @@ test-wasm: toolchain wasm-runner ## tier 2: the same unit tests compiled to wasm
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(CARGO_BIN)/wasm-bindgen-test-runner \
 	  cargo test --lib --target wasm32-unknown-unknown
 
-test-e2e: build envoy validate ## tier 3: real Envoy with the built .wasm, real HTTP, real access logs
+test-e2e: build build-fault envoy validate ## tier 3: real Envoy with the built .wasm, real HTTP, real access logs
 	cargo test --release --test e2e -- --test-threads 4
 
 validate: build envoy ## check every Envoy YAML under envoy/ with `envoy --mode validate`
@@ -58,6 +61,7 @@ lint: toolchain ## rustfmt check and clippy (native and wasm target) with warnin
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --release --target wasm32-wasip1 --lib -- -D warnings
+	cargo clippy --release --target wasm32-wasip1 --lib --features fault-injection --target-dir target/fault -- -D warnings
 
 wrk: ## install wrk (Debian package) if missing
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }

@@ -506,6 +506,10 @@ impl HttpContext for Http {
             host::request_headers(),
             host::property_string(&["source", "address"]),
         );
+        #[cfg(feature = "fault-injection")]
+        if view.header("x-api-warden-fault") == Some("trap") {
+            core::arch::wasm32::unreachable();
+        }
         let (outcome, step) =
             pipeline::on_request_headers(&self.runtime, &view, end_of_stream, &HostStore, now);
         if log::log_enabled!(log::Level::Trace) {

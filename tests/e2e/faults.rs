@@ -1,5 +1,6 @@
 //! End-to-end fault tests: an xDS-style reload (file-based LDS) to a bad configuration and back
 //! while requests flow; what clients see when the VM cannot start, per `failure_policy`; a
+//! running VM that traps (test-only `fault-injection` build), per `failure_policy`; a
 //! collector slower than `analytics.timeout_ms`; records buffered when a reload removes a plugin;
 //! export throughput above one batch per flush interval. Attack-list faults are in `attack_list.rs`, collector 500s and a collector that is
 //! gone in `records.rs`.
@@ -782,4 +783,90 @@ fn export_keeps_up_with_more_than_one_batch_per_flush_interval() {
         "40 records in batches of 5 took {:?} to export with a healthy collector",
         sent_at.elapsed()
     );
+}
+
+/// A static listener running the test-only `fault-injection` build under `policy`.
+fn fault_envoy(policy: &str, plugin: &Value) -> (Proc, u16) {
+    let dir = harness::scratch("faults-trap");
+    let (port, admin) = (harness::free_port(), harness::free_port());
+    let code = format!(
+        "{{ local: {{ filename: {} }} }}",
+        harness::fault_wasm_path().display()
+    );
+    let filters = wasm_filter(8, &code, Some(policy), &plugin.to_string());
+    let bootstrap = format!(
+        "admin:\n  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}\nstatic_resources:\n  listeners:\n{}",
+        indent_by(&listener(port, &filters, false), 2),
+    );
+    let envoy = Proc::spawn(&dir, &bootstrap, admin, &["--concurrency", "1"]);
+    assert!(
+        wait_for(10, || user_status(port, "bob").is_ok()),
+        "listener never served"
+    );
+    (envoy, port)
+}
+
+fn trap(port: u16) -> std::io::Result<harness::Response> {
+    harness::request(
+        port,
+        "GET",
+        "/shop/items",
+        &[("x-user", "bob"), ("x-api-warden-fault", "trap")],
+        None,
+    )
+}
+
+#[test]
+fn running_vm_that_traps_fails_per_failure_policy_and_fail_reload_restores_enforcement() {
+    // The test-only build traps on `x-api-warden-fault: trap` (the release build has no such hook
+    // and no panics: this shows what Envoy does if the VM ever dies while serving).
+    for policy in ["FAIL_CLOSED", "FAIL_OPEN", "FAIL_RELOAD"] {
+        let (mut envoy, port) = fault_envoy(policy, &plugin("amy"));
+        // A deny entry added through the admin API lives in shared data, outside the VM.
+        let added = harness::request(
+            port,
+            "POST",
+            "/_api_warden/deny_list?type=username&value=cat",
+            &[("x-api-warden-admin-key", KEY)],
+            None,
+        )
+        .expect("admin POST");
+        assert_eq!(added.status, 200, "{policy}: {}", added.body_text());
+        let before = [("amy", 403), ("bob", 200), ("cat", 403)];
+        assert_users(port, &before, &format!("{policy}, before the trap"));
+
+        // The request that kills the VM gets Envoy's empty 503, whatever the policy.
+        let r = trap(port).expect("trap request");
+        assert_eq!(r.status, 503, "{policy}: {}", r.body_text());
+        assert!(r.body.is_empty(), "{policy}: {}", r.body_text());
+        assert!(wait_for(5, || envoy.log_text().contains(
+            "proxy_on_request_headers failed: Uncaught RuntimeError: unreachable"
+        )));
+
+        match policy {
+            // Nobody passes until the plugin is reconfigured or Envoy restarts.
+            "FAIL_CLOSED" => assert_users(
+                port,
+                &[("amy", 503), ("bob", 503), ("cat", 503)],
+                "FAIL_CLOSED, after the trap",
+            ),
+            // Everybody passes, denied clients too: enforcement is off.
+            "FAIL_OPEN" => assert_users(
+                port,
+                &[("amy", 200), ("bob", 200), ("cat", 200)],
+                "FAIL_OPEN, after the trap",
+            ),
+            // A fresh VM is started after a backoff (503s meanwhile); it enforces the
+            // configuration and the admin-added entry, which survived in shared data.
+            _ => {
+                assert!(
+                    wait_for(15, || user_status(port, "bob").ok() == Some(200)),
+                    "FAIL_RELOAD: no VM came back"
+                );
+                assert_users(port, &before, "FAIL_RELOAD, after the reload");
+                assert!(stat(envoy.admin, "wasm.api_warden.vm_reload_success") >= 1);
+            }
+        }
+        assert!(envoy.alive(), "{policy}: Envoy died");
+    }
 }

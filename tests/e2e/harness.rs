@@ -38,6 +38,18 @@ pub fn wasm_path() -> PathBuf {
     p
 }
 
+/// The test-only build with the `fault-injection` feature (`make build-fault`): a request carrying
+/// `x-api-warden-fault: trap` makes its VM trap.
+pub fn fault_wasm_path() -> PathBuf {
+    let p = root().join("target/fault/wasm32-wasip1/release/api_warden.wasm");
+    assert!(
+        p.exists(),
+        "{} missing: run `make build-fault` first",
+        p.display()
+    );
+    p
+}
+
 static NEXT_PORT: AtomicUsize = AtomicUsize::new(0);
 
 /// A free loopback port. Ports come from 20000–32767, below the kernel's ephemeral range (so no
