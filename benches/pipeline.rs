@@ -89,18 +89,22 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
+    // The fastest of 5 batches: the machine is shared, and interference only ever adds time.
     let mut outcome = None;
-    let t = Instant::now();
-    for _ in 0..n {
-        outcome = Some(black_box(on_request_headers(
-            &rt,
-            black_box(&req),
-            true,
-            &store,
-            1_800_000_000_000,
-        )));
+    let mut pipeline_ns = f64::MAX;
+    for _ in 0..5 {
+        let t = Instant::now();
+        for _ in 0..n / 5 {
+            outcome = Some(black_box(on_request_headers(
+                &rt,
+                black_box(&req),
+                true,
+                &store,
+                1_800_000_000_000,
+            )));
+        }
+        pipeline_ns = pipeline_ns.min(t.elapsed().as_nanos() as f64 / f64::from(n / 5));
     }
-    let pipeline_ns = t.elapsed().as_nanos() as f64 / f64::from(n);
     let Some((out, _)) = outcome else { return };
     let x = Exchange {
         request: req,
@@ -113,12 +117,19 @@ fn main() {
         response_headers: vec![("content-type".into(), "text/plain".into())],
         ..Exchange::default()
     };
-    let t = Instant::now();
     let mut len = 0;
-    for _ in 0..n {
-        len += black_box(build(black_box(&x), Redact::None)).len();
+    let mut record_ns = f64::MAX;
+    for _ in 0..5 {
+        let t = Instant::now();
+        len = 0;
+        for _ in 0..n / 5 {
+            len += black_box(build(black_box(&x), Redact::None)).len();
+        }
+        record_ns = record_ns.min(t.elapsed().as_nanos() as f64 / f64::from(n / 5));
     }
-    let record_ns = t.elapsed().as_nanos() as f64 / f64::from(n);
+    if std::env::var("BENCH_PRINT").is_ok() {
+        println!("{}", build(&x, Redact::None));
+    }
     println!(
         "feed load: {} entries x 5 types in {:.2} s",
         entries,
@@ -127,7 +138,7 @@ fn main() {
     println!("pipeline (match + identify + lookups + decide): {pipeline_ns:.0} ns/request");
     println!(
         "record building ({} bytes): {record_ns:.0} ns/request",
-        len / n as usize
+        len / (n / 5) as usize
     );
     println!("total: {:.0} ns/request", pipeline_ns + record_ns);
 }

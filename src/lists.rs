@@ -16,6 +16,11 @@
 //! bytes at 1,000,000 entries per type) and compare values exactly, so a hash collision can never
 //! block the wrong client. Configuration entries are not stored here: every VM holds them in a
 //! `HashSet` compiled from the configuration.
+//!
+//! Feed buckets never change while their generation is live (a replacement writes the other slot,
+//! then flips the generation), so each VM keeps the feed buckets it read in a small
+//! [`FeedCache`] keyed by generation: a repeat client costs one `aw:meta` read, not one read per
+//! identifier. Dynamic buckets change in place and are always read fresh.
 
 use std::collections::{HashMap, HashSet};
 
@@ -338,8 +343,11 @@ fn feed_key(slot: u32, t: IdType, bucket: u32) -> String {
 /// Configuration entries, compiled once per VM into hash sets.
 #[derive(Debug, Clone, Default)]
 pub struct ConfigLists {
-    sets: [[HashSet<String>; 5]; 2],
+    sets: [[FnvSet; 5]; 2],
 }
+
+/// Configuration values never come from requests, so a fast non-keyed hash is safe here.
+type FnvSet = HashSet<String, std::hash::BuildHasherDefault<crate::router::Fnv1a>>;
 
 impl ConfigLists {
     /// Compile the configuration's `deny_list` and `allow_list`.
@@ -359,7 +367,7 @@ impl ConfigLists {
         c
     }
 
-    fn set(&self, list: ListKind, t: IdType) -> Option<&HashSet<String>> {
+    fn set(&self, list: ListKind, t: IdType) -> Option<&FnvSet> {
         self.sets.get(list.idx()).and_then(|l| l.get(type_idx(t)))
     }
 
@@ -384,10 +392,79 @@ impl ConfigLists {
     }
 }
 
+/// Slots of a [`FeedCache`] (direct-mapped).
+pub const FEED_CACHE_SLOTS: usize = 2048;
+/// Buckets larger than this are not cached, which bounds a cache to 8 MiB (a bucket holds about
+/// 8 to 16 entries, a few hundred bytes for tokens, keys and addresses).
+pub const FEED_CACHE_MAX_BUCKET: usize = 4096;
+
+/// A per-VM cache of attack-list (feed) buckets, direct-mapped on (type, bucket). An entry read
+/// under generation `g` is served only while `aw:meta` still says `g`: the live slot of a
+/// generation is written completely before the flip and is not written again until the
+/// generation has moved on, so a cached bucket can never be staler than the meta read of the
+/// request that uses it.
+#[derive(Debug, Default)]
+pub struct FeedCache {
+    slots: std::cell::RefCell<Vec<Option<CachedBucket>>>,
+}
+
+#[derive(Debug)]
+struct CachedBucket {
+    generation: u32,
+    type_idx: usize,
+    bucket: u32,
+    bytes: Vec<u8>,
+}
+
+impl FeedCache {
+    fn slot(type_idx: usize, bucket: u32) -> usize {
+        (bucket as usize).wrapping_mul(5).wrapping_add(type_idx) % FEED_CACHE_SLOTS
+    }
+
+    /// Look `value` up in feed bucket (`generation`, `type_idx`, `bucket`), reading it with
+    /// `read` on a miss.
+    fn find(
+        &self,
+        key: (u32, usize, u32),
+        value: &str,
+        now: u64,
+        read: impl FnOnce() -> Option<Vec<u8>>,
+    ) -> Option<Source> {
+        let (generation, type_idx, bucket) = key;
+        let i = Self::slot(type_idx, bucket);
+        let Ok(mut slots) = self.slots.try_borrow_mut() else {
+            return read().and_then(|b| find(&b, value, now));
+        };
+        if slots.is_empty() {
+            slots.resize_with(FEED_CACHE_SLOTS, || None);
+        }
+        if let Some(Some(c)) = slots.get(i) {
+            if c.generation == generation && c.type_idx == type_idx && c.bucket == bucket {
+                return find(&c.bytes, value, now);
+            }
+        }
+        let bytes = read()?;
+        let found = find(&bytes, value, now);
+        if bytes.len() <= FEED_CACHE_MAX_BUCKET {
+            if let Some(slot) = slots.get_mut(i) {
+                *slot = Some(CachedBucket {
+                    generation,
+                    type_idx,
+                    bucket,
+                    bytes,
+                });
+            }
+        }
+        found
+    }
+}
+
 /// A per-request view over every list: configuration sets plus one read of `aw:meta`.
 pub struct Lookup<'a, S: Store> {
     store: &'a S,
     config: &'a ConfigLists,
+    /// Feed buckets this VM read earlier (none: read every bucket).
+    cache: Option<&'a FeedCache>,
     /// `aw:meta`, read on the first lookup that needs shared data (never for requests whose
     /// identifiers are all absent or in the configuration).
     meta: std::cell::OnceCell<Meta>,
@@ -402,10 +479,17 @@ impl<'a, S: Store> Lookup<'a, S> {
         Lookup {
             store,
             config,
+            cache: None,
             meta: std::cell::OnceCell::new(),
             now,
             detected_enabled,
         }
+    }
+
+    /// Serve feed buckets from (and keep them in) `cache`.
+    pub fn with_cache(mut self, cache: &'a FeedCache) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     fn meta(&self) -> &Meta {
@@ -443,10 +527,12 @@ impl<'a, S: Store> Lookup<'a, S> {
             let count = meta.feed_count.get(ti).copied().unwrap_or(0);
             let nb = meta.feed_buckets.get(ti).copied().unwrap_or(0);
             if count > 0 && nb > 0 {
-                let key = feed_key(meta.generation % 2, t, bucket_of(h, nb));
-                if let (Some(b), _) = self.store.get(&key) {
-                    return find(&b, value, self.now);
-                }
+                let bucket = bucket_of(h, nb);
+                let read = || self.store.get(&feed_key(meta.generation % 2, t, bucket)).0;
+                return match self.cache {
+                    Some(c) => c.find((meta.generation, ti, bucket), value, self.now, read),
+                    None => read().and_then(|b| find(&b, value, self.now)),
+                };
             }
         }
         None

@@ -119,10 +119,18 @@ fn auth_scheme(value: &str) -> Option<(&str, &str)> {
     if v.is_empty() {
         return None;
     }
-    match v.split_once(|c: char| c.is_ascii_whitespace()) {
+    match split_at_ascii_ws(v) {
         Some((scheme, rest)) => Some((scheme, rest.trim())),
         None => Some((v, "")),
     }
+}
+
+/// Split at the first ASCII whitespace byte (scanning bytes: such a byte is always a character
+/// boundary); the second part starts with it.
+fn split_at_ascii_ws(s: &str) -> Option<(&str, &str)> {
+    s.bytes()
+        .position(|b| b.is_ascii_whitespace())
+        .and_then(|i| s.split_at_checked(i))
 }
 
 /// The individual credentials of an `Authorization` value, in order, trimmed, empty ones skipped.
@@ -206,11 +214,11 @@ fn is_tchar(b: u8) -> bool {
 /// read it.
 pub fn bearer(value: &str) -> Option<&str> {
     let (scheme, rest) = auth_scheme(value)?;
-    let token = rest
-        .split(|c: char| c.is_ascii_whitespace())
-        .next()
-        .unwrap_or_default();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = split_at_ascii_ws(rest).map_or(rest, |(t, _)| t);
+    (!token.is_empty()).then_some(token)
 }
 
 /// `value` trimmed, without a leading `Bearer` scheme (case-insensitive) if it has one: for JWTs

@@ -18,6 +18,8 @@ pub struct Runtime {
     pub config: Compiled,
     pub services: Services,
     pub config_lists: ConfigLists,
+    /// Feed buckets this VM has read (see [`lists::FeedCache`]).
+    pub feed_cache: lists::FeedCache,
 }
 
 impl Runtime {
@@ -30,6 +32,7 @@ impl Runtime {
             config,
             services,
             config_lists,
+            feed_cache: lists::FeedCache::default(),
         })
     }
 }
@@ -97,7 +100,8 @@ pub fn on_request_headers(
         &rt.config_lists,
         now_s,
         cfg.ase.enable_ase_detected_attack,
-    );
+    )
+    .with_cache(&rt.feed_cache);
     let decision = decision::decide(api, &cfg.ase, &identity.client, &lookup);
     if let Some(ip) = &decision.detect_ip {
         let entry = Entry {

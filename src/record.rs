@@ -214,7 +214,20 @@ pub fn build_value(x: &Exchange, mode: Redact) -> Value {
 /// this runs for every request).
 pub fn build(x: &Exchange, mode: Redact) -> String {
     let secrets = secrets(x, mode);
-    serde_json::to_string(&Record::new(x, mode, &secrets)).unwrap_or_default()
+    // Sized from the headers (they appear once or twice: raw, then as identifiers and the
+    // access token), so the buffer rarely grows.
+    let header_bytes: usize = x
+        .request
+        .headers
+        .iter()
+        .chain(&x.response_headers)
+        .map(|(k, v)| k.len() + v.len() + 8)
+        .sum();
+    let mut out = Vec::with_capacity(1024 + 3 * header_bytes);
+    if serde_json::to_writer(&mut out, &Record::new(x, mode, &secrets)).is_err() {
+        return String::new();
+    }
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// The record's shape; field order is the output order.

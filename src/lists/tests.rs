@@ -579,3 +579,107 @@ fn keys_are_spelled_as_documented() {
         "aw:f0:cookie:4294967295"
     );
 }
+
+/// A store that counts reads of feed buckets.
+#[derive(Default)]
+struct CountingStore {
+    inner: MemStore,
+    feed_reads: std::cell::Cell<usize>,
+}
+
+impl Store for CountingStore {
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        if key.starts_with("aw:f") {
+            self.feed_reads.set(self.feed_reads.get() + 1);
+        }
+        self.inner.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        self.inner.set(key, value, cas)
+    }
+}
+
+#[test]
+fn feed_cache_serves_repeat_lookups_until_the_generation_changes() {
+    let s = CountingStore::default();
+    let c = ConfigLists::default();
+    let cache = FeedCache::default();
+    let (f1, _) = Feed::parse(br#"{"username": ["mallory"], "token": ["t-1"]}"#).unwrap();
+    replace_feed(&s, &f1).unwrap();
+    s.feed_reads.set(0);
+    for _ in 0..10 {
+        let l = Lookup::new(&s, &c, 0, true).with_cache(&cache);
+        assert_eq!(
+            l.find(ListKind::Deny, IdType::Username, "mallory"),
+            Some(Source::AttackList)
+        );
+        assert_eq!(l.find(ListKind::Deny, IdType::Username, "bob"), None);
+        assert_eq!(
+            l.find(ListKind::Deny, IdType::Token, "t-1"),
+            Some(Source::AttackList)
+        );
+    }
+    // One read per distinct bucket (the feed is tiny: one bucket per type), not per request.
+    assert_eq!(s.feed_reads.get(), 2);
+
+    // A new feed: the cached buckets of generation 1 are never served again.
+    let (f2, _) = Feed::parse(br#"{"username": ["bob"], "token": ["t-2"]}"#).unwrap();
+    replace_feed(&s, &f2).unwrap();
+    let l = Lookup::new(&s, &c, 0, true).with_cache(&cache);
+    assert_eq!(l.find(ListKind::Deny, IdType::Username, "mallory"), None);
+    assert_eq!(
+        l.find(ListKind::Deny, IdType::Username, "bob"),
+        Some(Source::AttackList)
+    );
+    assert_eq!(l.find(ListKind::Deny, IdType::Token, "t-1"), None);
+    // An emptied feed too.
+    replace_feed(&s, &Feed::default()).unwrap();
+    let l = Lookup::new(&s, &c, 0, true).with_cache(&cache);
+    assert_eq!(l.find(ListKind::Deny, IdType::Username, "bob"), None);
+}
+
+#[test]
+fn feed_cache_agrees_with_uncached_lookups_on_a_large_feed() {
+    let s = CountingStore::default();
+    let c = ConfigLists::default();
+    let cache = FeedCache::default();
+    let mut f = Feed::default();
+    // More buckets than cache slots, so slots are shared and overwritten.
+    f.values[1] = (0..50_000).map(|i| format!("tok-{i}")).collect();
+    replace_feed(&s, &f).unwrap();
+    assert!(Meta::load(&s).0.feed_buckets[1] as usize > FEED_CACHE_SLOTS);
+    for round in 0..2 {
+        for i in (0..60_000).step_by(7) {
+            let v = format!("tok-{i}");
+            let plain = Lookup::new(&s, &c, 0, true).find(ListKind::Deny, IdType::Token, &v);
+            let cached = Lookup::new(&s, &c, 0, true).with_cache(&cache).find(
+                ListKind::Deny,
+                IdType::Token,
+                &v,
+            );
+            assert_eq!(plain, cached, "{v} round {round}");
+            assert_eq!(plain.is_some(), i < 50_000, "{v}");
+        }
+    }
+}
+
+#[test]
+fn feed_cache_skips_oversized_buckets() {
+    let s = CountingStore::default();
+    let c = ConfigLists::default();
+    let cache = FeedCache::default();
+    let mut f = Feed::default();
+    // One bucket (few entries) holding long values: larger than a cacheable bucket.
+    f.values[2] = (0..4).map(|i| format!("{i}{}", "k".repeat(2000))).collect();
+    replace_feed(&s, &f).unwrap();
+    s.feed_reads.set(0);
+    let v = format!("1{}", "k".repeat(2000));
+    for _ in 0..3 {
+        let l = Lookup::new(&s, &c, 0, true).with_cache(&cache);
+        assert_eq!(
+            l.find(ListKind::Deny, IdType::ApiKey, &v),
+            Some(Source::AttackList)
+        );
+    }
+    assert_eq!(s.feed_reads.get(), 3);
+}
