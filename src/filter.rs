@@ -20,6 +20,7 @@ use crate::lists::{self, Feed, Store};
 use crate::pipeline::{self, Runtime, Step};
 use crate::record::{self, ClientCert, Exchange};
 use crate::request::RequestView;
+use crate::services::FilterState;
 use crate::stats::{self, Counter};
 
 proxy_wasm::main! {{
@@ -611,24 +612,30 @@ impl HttpContext for Http {
                 valid: true,
             });
         }
-        let mode = self.runtime.services.analytics.redact;
-        let rec = record::build(x, mode);
-        host::set_filter_state("api_warden.record", rec.as_bytes());
-        let c = &x.identity.client;
-        for (k, v) in [
-            ("api_warden.client_ip", c.ip.as_deref()),
-            ("api_warden.username", c.username.as_deref()),
-            ("api_warden.client_id", c.client_id.as_deref()),
-            ("api_warden.api", x.api.as_ref().map(|m| m.name.as_str())),
-        ] {
-            if let Some(v) = v {
-                host::set_filter_state(k, v.as_bytes());
-            }
+        let analytics = &self.runtime.services.analytics;
+        let fs = analytics.filter_state;
+        let rec = (fs != FilterState::None || self.exporter.is_some())
+            .then(|| record::build(x, analytics.redact));
+        if let (Some(rec), FilterState::All | FilterState::Record) = (&rec, fs) {
+            host::set_filter_state("api_warden.record", rec.as_bytes());
         }
-        if let Some(d) = &x.decision {
-            host::set_filter_state("api_warden.decision", d.verdict.as_str().as_bytes());
-            if let Some(r) = d.reason.as_deref().or(d.would_block.as_deref()) {
-                host::set_filter_state("api_warden.reason", r.as_bytes());
+        if fs == FilterState::All {
+            let c = &x.identity.client;
+            for (k, v) in [
+                ("api_warden.client_ip", c.ip.as_deref()),
+                ("api_warden.username", c.username.as_deref()),
+                ("api_warden.client_id", c.client_id.as_deref()),
+                ("api_warden.api", x.api.as_ref().map(|m| m.name.as_str())),
+            ] {
+                if let Some(v) = v {
+                    host::set_filter_state(k, v.as_bytes());
+                }
+            }
+            if let Some(d) = &x.decision {
+                host::set_filter_state("api_warden.decision", d.verdict.as_str().as_bytes());
+                if let Some(r) = d.reason.as_deref().or(d.would_block.as_deref()) {
+                    host::set_filter_state("api_warden.reason", r.as_bytes());
+                }
             }
         }
         if !x.admin {
@@ -636,7 +643,7 @@ impl HttpContext for Http {
                 self.stats.count(c);
             }
         }
-        if let Some(ex) = &self.exporter {
+        if let (Some(ex), Some(rec)) = (&self.exporter, rec) {
             ex.borrow_mut().push(rec);
         }
     }

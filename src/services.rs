@@ -53,12 +53,29 @@ pub enum Redact {
     Omit,
 }
 
-/// `analytics`: record redaction and the batch exporter.
+/// Which Envoy filter states api-warden sets in `on_log` (`analytics.filter_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilterState {
+    /// `wasm.api_warden.record` and the scalar keys (`client_ip`, `username`, `client_id`,
+    /// `api`, `decision`, `reason`).
+    #[default]
+    All,
+    /// The record only.
+    Record,
+    /// None: for deployments that only export. Without export either, no record is built.
+    None,
+}
+
+/// `analytics`: record redaction, the filter states for access logs, and the batch exporter.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnalyticsSettings {
     #[serde(default)]
     pub redact: Redact,
+    /// Filter states set for access loggers (each costs a host call, about 1 µs).
+    #[serde(default)]
+    pub filter_state: FilterState,
     /// Envoy cluster of the collector; no export when absent.
     #[serde(default)]
     pub cluster: Option<String>,
@@ -82,6 +99,7 @@ impl Default for AnalyticsSettings {
     fn default() -> Self {
         AnalyticsSettings {
             redact: Redact::None,
+            filter_state: FilterState::All,
             cluster: None,
             path: default_analytics_path(),
             authority: String::new(),
@@ -286,5 +304,25 @@ mod tests {
         assert_eq!(s.attack_list.unwrap().timeout_ms, 999);
         let s = parse(r#"{"attack_list": {"cluster": "abs", "path": "/x"}}"#).unwrap();
         assert_eq!(s.attack_list.unwrap().max_body_bytes, 32 << 20);
+    }
+
+    #[test]
+    fn filter_state_choices() {
+        assert_eq!(
+            parse("{}").unwrap().analytics.filter_state,
+            FilterState::All
+        );
+        for (v, want) in [
+            ("all", FilterState::All),
+            ("record", FilterState::Record),
+            ("none", FilterState::None),
+        ] {
+            let s = parse(&format!(r#"{{"analytics": {{"filter_state": "{v}"}}}}"#)).unwrap();
+            assert_eq!(s.analytics.filter_state, want);
+        }
+        let e = parse(r#"{"analytics": {"filter_state": "some"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown variant `some`"), "{e}");
     }
 }

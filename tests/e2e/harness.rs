@@ -353,8 +353,8 @@ impl Envoy {
         self.request("GET", path, headers)
     }
 
-    /// Wait until the access log holds at least `n` lines and return them all parsed.
-    pub fn records(&self, n: usize) -> Vec<LogLine> {
+    /// Wait until the access log holds at least `n` complete lines and return them all.
+    pub fn log_lines(&self, n: usize) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let text = std::fs::read_to_string(&self.access_log).unwrap_or_default();
@@ -367,10 +367,18 @@ impl Envoy {
                     "expected {n} access-log lines, found {}:\n{text}",
                     lines.len()
                 );
-                return lines.iter().map(|l| LogLine::parse(l)).collect();
+                return lines.iter().map(|l| l.to_string()).collect();
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Wait until the access log holds at least `n` lines and return them all parsed.
+    pub fn records(&self, n: usize) -> Vec<LogLine> {
+        self.log_lines(n)
+            .iter()
+            .map(|l| LogLine::parse(l))
+            .collect()
     }
 
     /// The last access-log record once `n` lines exist.

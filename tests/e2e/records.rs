@@ -761,3 +761,49 @@ fn collector_gone_drops_the_oldest_records_and_counts_them() {
     // Still serving.
     assert_eq!(envoy.get("/shop/after", &[]).status, 200);
 }
+
+#[test]
+fn filter_state_setting_chooses_what_access_logs_see_and_enforcement_is_unchanged() {
+    // The harness's access log: record, status, username, client_ip (tab-separated).
+    for (setting, record, scalars) in [("record", true, false), ("none", false, false)] {
+        let envoy = Envoy::start(&plugin(json!({ "filter_state": setting })));
+        let token = jwt(json!({"username": "ann", "client_id": "app"}));
+        let bearer = format!("Bearer {token}");
+        let ok = envoy.get("/shop/items", &[("authorization", &bearer)]);
+        assert_eq!(ok.status, 200, "{setting}");
+        let blocked = envoy.get("/shop/items", &[("x-api-key", "stolen-key")]);
+        assert_eq!(blocked.status, 403, "{setting}: still enforced");
+        let lines = envoy.log_lines(2);
+        for line in &lines {
+            let fields: Vec<&str> = line.split('\t').collect();
+            assert_eq!(fields.len(), 4, "{setting}: {line}");
+            assert_eq!(fields[0].starts_with('{'), record, "{setting}: {line}");
+            assert_eq!(fields[0] == "-", !record, "{setting}: {line}");
+            assert_eq!(fields[2] != "-", scalars, "{setting}: {line}");
+            assert_eq!(fields[3] != "-", scalars, "{setting}: {line}");
+        }
+        if record {
+            let first: Value = serde_json::from_str(lines[0].split('\t').next().unwrap()).unwrap();
+            assert_eq!(first["ase"]["client"]["username"], "ann");
+        }
+    }
+}
+
+#[test]
+fn filter_state_none_still_exports_every_record() {
+    let collector = Collector::start();
+    let envoy = Envoy::start_with(
+        &export_config(json!({"filter_state": "none"})),
+        export_opts(collector.server.cluster("collector")),
+    );
+    let ids = send(&envoy, "fsn", 6);
+    assert!(
+        wait_for(Duration::from_secs(8), || collector.has_all(&ids)),
+        "collector got {:?}",
+        collector.by_id().keys().collect::<Vec<_>>()
+    );
+    // The access log sees no filter state at all.
+    for line in envoy.log_lines(6) {
+        assert!(line.starts_with("-\t200\t-\t-"), "{line}");
+    }
+}
