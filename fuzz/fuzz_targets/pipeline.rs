@@ -1,7 +1,6 @@
 //! Fuzz the whole request pipeline and record building with arbitrary headers.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use std::sync::OnceLock;
 
 use api_warden::lists::MemStore;
 use api_warden::pipeline::{on_request_headers, Runtime};
@@ -9,9 +8,13 @@ use api_warden::record::{build, Exchange};
 use api_warden::request::RequestView;
 use api_warden::services::Redact;
 
-fn runtime() -> &'static Runtime {
-    static R: OnceLock<Runtime> = OnceLock::new();
-    R.get_or_init(|| {
+thread_local! {
+    // A Runtime holds a per-VM cache (RefCell), so it is per thread, as in a VM.
+    static RUNTIME: Runtime = runtime();
+}
+
+fn runtime() -> Runtime {
+    {
         let cfg = br#"{"ase": {"enable_xff": true},
           "apis": [
             {"name": "q", "api_metadata": {"url": "/q", "hostname": "*", "oauth2_access_token": true, "apikey_qs": "key_1.4",
@@ -27,7 +30,7 @@ fn runtime() -> &'static Runtime {
             Ok(r) => r,
             Err(e) => panic!("fuzz config: {e}"),
         }
-    })
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -41,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let req = RequestView::from_headers(headers, Some("[2001:db8::1]:443".into()));
     let store = MemStore::default();
-    let (out, _) = on_request_headers(runtime(), &req, false, &store, 1_800_000_000_000);
+    let (out, _) = RUNTIME.with(|rt| on_request_headers(rt, &req, false, &store, 1_800_000_000_000));
     let x = Exchange { request: req, api: out.api, identity: out.identity, decision: out.decision, ..Exchange::default() };
     let rec = build(&x, Redact::Hash);
     assert!(rec.starts_with('{'));
