@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -61,20 +61,7 @@ impl Proc {
         let cfg = dir.join("bootstrap.yaml");
         std::fs::write(&cfg, bootstrap).expect("write bootstrap");
         let log = dir.join("envoy.log");
-        let child = Command::new(harness::envoy_bin())
-            .arg("-c")
-            .arg(&cfg)
-            .args(args)
-            .arg("--disable-hot-restart")
-            .args(["--log-level", "info", "--component-log-level", "wasm:debug"])
-            .arg("--log-path")
-            .arg(&log)
-            .args(["--file-flush-interval-msec", "50"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn envoy (run `make envoy` or set ENVOY)");
+        let child = harness::spawn_envoy(&cfg, &log, args);
         let mut p = Proc {
             child,
             dir: dir.to_path_buf(),

@@ -38,6 +38,24 @@ pub fn wasm_path() -> PathBuf {
     p
 }
 
+/// Start Envoy on the bootstrap `cfg` with `args`, logging (wasm at debug) to `log`.
+pub fn spawn_envoy(cfg: &Path, log: &Path, args: &[&str]) -> Child {
+    Command::new(envoy_bin())
+        .arg("-c")
+        .arg(cfg)
+        .args(args)
+        .arg("--disable-hot-restart")
+        .args(["--log-level", "info", "--component-log-level", "wasm:debug"])
+        .arg("--log-path")
+        .arg(log)
+        .args(["--file-flush-interval-msec", "50"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn envoy (run `make envoy` or set ENVOY)")
+}
+
 /// The test-only build with the `fault-injection` feature (`make build-fault`): a request carrying
 /// `x-api-warden-fault: trap` makes its VM trap.
 pub fn fault_wasm_path() -> PathBuf {
@@ -276,20 +294,11 @@ impl Envoy {
         let cfg = dir.join("envoy.yaml");
         std::fs::write(&cfg, yaml).expect("write bootstrap");
         let envoy_log = dir.join("envoy.log");
-        let child = Command::new(envoy_bin())
-            .arg("-c")
-            .arg(&cfg)
-            .args(["--concurrency", &opts.concurrency.to_string()])
-            .arg("--disable-hot-restart")
-            .args(["--log-level", "info", "--component-log-level", "wasm:debug"])
-            .arg("--log-path")
-            .arg(&envoy_log)
-            .args(["--file-flush-interval-msec", "50"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn envoy (run `make envoy` or set ENVOY)");
+        let child = spawn_envoy(
+            &cfg,
+            &envoy_log,
+            &["--concurrency", &opts.concurrency.to_string()],
+        );
         let mut e = Envoy {
             child,
             dir: dir.clone(),
