@@ -473,6 +473,12 @@ struct Http {
 }
 
 impl Http {
+    /// Whether this request's record is used (a filter state or export): otherwise what only
+    /// the record needs (response headers, timing, certificate) is not collected.
+    fn needs_record(&self) -> bool {
+        self.runtime.services.analytics.filter_state != FilterState::None || self.exporter.is_some()
+    }
+
     fn reply(&self, status: u32, headers: &[(String, String)], body: &str) -> Action {
         if let Err(e) = host::send_local_reply(status, headers, body.as_bytes()) {
             log::error!("#{} api-warden: {e}", self.context_id);
@@ -583,6 +589,9 @@ impl HttpContext for Http {
     }
 
     fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
+        if !self.needs_record() {
+            return Action::Continue;
+        }
         let headers = host::response_headers();
         self.exchange.response_status = headers
             .iter()
@@ -593,7 +602,16 @@ impl HttpContext for Http {
     }
 
     fn on_log(&mut self) {
+        let needs_record = self.needs_record();
         let x = &mut self.exchange;
+        if !x.admin {
+            for c in stats::request_counters(x.api.is_some(), &x.identity, x.decision.as_ref()) {
+                self.stats.count(c);
+            }
+        }
+        if !needs_record {
+            return;
+        }
         if x.response_status.is_none() {
             x.response_status =
                 host::property_u64(&["response", "code"]).and_then(|c| u16::try_from(c).ok());
@@ -614,9 +632,8 @@ impl HttpContext for Http {
         }
         let analytics = &self.runtime.services.analytics;
         let fs = analytics.filter_state;
-        let rec = (fs != FilterState::None || self.exporter.is_some())
-            .then(|| record::build(x, analytics.redact));
-        if let (Some(rec), FilterState::All | FilterState::Record) = (&rec, fs) {
+        let rec = record::build(x, analytics.redact);
+        if fs != FilterState::None {
             host::set_filter_state("api_warden.record", rec.as_bytes());
         }
         if fs == FilterState::All {
@@ -638,12 +655,7 @@ impl HttpContext for Http {
                 }
             }
         }
-        if !x.admin {
-            for c in stats::request_counters(x.api.is_some(), &x.identity, x.decision.as_ref()) {
-                self.stats.count(c);
-            }
-        }
-        if let (Some(ex), Some(rec)) = (&self.exporter, rec) {
+        if let Some(ex) = &self.exporter {
             ex.borrow_mut().push(rec);
         }
     }

@@ -786,6 +786,15 @@ fn filter_state_setting_chooses_what_access_logs_see_and_enforcement_is_unchange
             let first: Value = serde_json::from_str(lines[0].split('\t').next().unwrap()).unwrap();
             assert_eq!(first["ase"]["client"]["username"], "ann");
         }
+        // Stats count every request whatever is set.
+        assert!(
+            wait_for(Duration::from_secs(5), || {
+                stat(&envoy, "wasmcustom.api_warden.requests.total") == Some(2)
+                    && stat(&envoy, "wasmcustom.api_warden.requests.blocked") == Some(1)
+            }),
+            "{setting}: {:?}",
+            stat(&envoy, "wasmcustom.api_warden.requests.total")
+        );
     }
 }
 
