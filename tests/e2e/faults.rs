@@ -188,6 +188,18 @@ fn with_export(mut plugin: Value) -> Value {
     plugin
 }
 
+/// Deny-list `user` through the admin API.
+fn deny_username(port: u16, user: &str) -> harness::Response {
+    harness::request(
+        port,
+        "POST",
+        &format!("/_api_warden/deny_list?type=username&value={user}"),
+        &[("x-api-warden-admin-key", KEY)],
+        None,
+    )
+    .expect("admin POST")
+}
+
 fn user_status(port: u16, user: &str) -> std::io::Result<u16> {
     harness::request(port, "GET", "/shop/items", &[("x-user", user)], None).map(|r| r.status)
 }
@@ -352,14 +364,7 @@ fn lds_reload_to_a_bad_config_keeps_the_last_good_state_and_the_next_good_one_ap
         "config A",
     );
     // An admin deny entry, added before any reload.
-    let added = harness::request(
-        port,
-        "POST",
-        "/_api_warden/deny_list?type=username&value=cat",
-        &[("x-api-warden-admin-key", KEY)],
-        None,
-    )
-    .expect("admin POST");
+    let added = deny_username(port, "cat");
     assert!(
         added.status == 200 || added.status == 201,
         "admin POST: {} {}",
@@ -810,14 +815,7 @@ fn running_vm_that_traps_fails_per_failure_policy_and_fail_reload_restores_enfor
     for policy in ["FAIL_CLOSED", "FAIL_OPEN", "FAIL_RELOAD"] {
         let (mut envoy, port) = fault_envoy(policy, &plugin("amy"));
         // A deny entry added through the admin API lives in shared data, outside the VM.
-        let added = harness::request(
-            port,
-            "POST",
-            "/_api_warden/deny_list?type=username&value=cat",
-            &[("x-api-warden-admin-key", KEY)],
-            None,
-        )
-        .expect("admin POST");
+        let added = deny_username(port, "cat");
         assert_eq!(added.status, 200, "{policy}: {}", added.body_text());
         let before = [("amy", 403), ("bob", 200), ("cat", 403)];
         assert_users(port, &before, &format!("{policy}, before the trap"));
