@@ -29,10 +29,15 @@ pub fn envoy_bin() -> PathBuf {
 
 /// The built filter.
 pub fn wasm_path() -> PathBuf {
-    let p = root().join("target/wasm32-wasip1/release/api_warden.wasm");
+    built("target/wasm32-wasip1/release/api_warden.wasm", "make build")
+}
+
+/// `rel` under the repository, which `make_target` builds.
+fn built(rel: &str, make_target: &str) -> PathBuf {
+    let p = root().join(rel);
     assert!(
         p.exists(),
-        "{} missing: run `make build` first",
+        "{} missing: run `{make_target}` first",
         p.display()
     );
     p
@@ -59,13 +64,10 @@ pub fn spawn_envoy(cfg: &Path, log: &Path, args: &[&str]) -> Child {
 /// The test-only build with the `fault-injection` feature (`make build-fault`): a request carrying
 /// `x-api-warden-fault: trap` makes its VM trap.
 pub fn fault_wasm_path() -> PathBuf {
-    let p = root().join("target/fault/wasm32-wasip1/release/api_warden.wasm");
-    assert!(
-        p.exists(),
-        "{} missing: run `make build-fault` first",
-        p.display()
-    );
-    p
+    built(
+        "target/fault/wasm32-wasip1/release/api_warden.wasm",
+        "make build-fault",
+    )
 }
 
 static NEXT_PORT: AtomicUsize = AtomicUsize::new(0);
