@@ -10,7 +10,7 @@ WB_VERSION    := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"/,"",$$
 CARGO_BIN     := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 export ENVOY
 
-.PHONY: help build build-fault run test test-unit test-wasm test-e2e validate lint bench bench-floor wrk fuzz fuzz-smoke fuzz-tools soak envoy toolchain wasm-runner clean
+.PHONY: help build build-fault run test test-unit test-wasm test-e2e validate lint bench bench-floor wrk cli fuzz fuzz-smoke fuzz-tools soak envoy toolchain wasm-runner clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,26 +31,31 @@ wasm-runner: ## install wasm-bindgen-test-runner (the version in Cargo.lock) fro
 	  cargo install wasm-bindgen-cli --version $(WB_VERSION); fi
 
 build: toolchain ## build target/wasm32-wasip1/release/api_warden.wasm
-	cargo build --release --target wasm32-wasip1
+	cargo build --release --target wasm32-wasip1 -p api-warden
 	@ls -l $(WASM)
 
 build-fault: toolchain ## test-only build with the fault-injection feature (target/fault/…/api_warden.wasm)
-	cargo build --release --target wasm32-wasip1 --features fault-injection --target-dir target/fault
+	cargo build --release --target wasm32-wasip1 -p api-warden --features fault-injection --target-dir target/fault
+
+cli: ## build the api-warden command (target/release/api-warden)
+	cargo build --release -p api-warden-cli
+	@ls -l target/release/api-warden
 
 run: build envoy ## install what is missing, build, and start the demo (127.0.0.1:10000, admin :9901)
 	$(ENVOY) -c envoy/envoy.yaml --concurrency 2 --log-level warn --component-log-level wasm:info
 
 test: test-unit test-wasm test-e2e ## run every test tier: native unit, wasm (wasm-bindgen-test), end-to-end with real Envoy
 
-test-unit: ## tier 1: the pure logic, natively
-	cargo test --lib
+test-unit: ## tier 1: the pure logic (api-warden-core) and the command (api-warden-cli), natively
+	cargo test -p api-warden-core --lib
+	cargo test -p api-warden-cli
 
 test-wasm: toolchain wasm-runner ## tier 2: the same unit tests compiled to wasm, run by wasm-bindgen-test (Node)
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(CARGO_BIN)/wasm-bindgen-test-runner \
-	  cargo test --lib --target wasm32-unknown-unknown
+	  cargo test -p api-warden-core --lib --target wasm32-unknown-unknown
 
 test-e2e: build build-fault envoy validate ## tier 3: real Envoy with the built .wasm, real HTTP, real access logs
-	cargo test --release --test e2e -- --test-threads 4
+	cargo test --release -p api-warden --test e2e -- --test-threads 4
 
 validate: build envoy ## check every Envoy YAML under envoy/ with `envoy --mode validate`
 	@for f in envoy/*.yaml; do \
@@ -60,14 +65,16 @@ validate: build envoy ## check every Envoy YAML under envoy/ with `envoy --mode 
 lint: toolchain ## rustfmt check and clippy (native and wasm target) with warnings as errors
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
-	cargo clippy --release --target wasm32-wasip1 --lib -- -D warnings
-	cargo clippy --release --target wasm32-wasip1 --lib --features fault-injection --target-dir target/fault -- -D warnings
+	cargo clippy --release --target wasm32-wasip1 -p api-warden --lib -- -D warnings
+	cargo clippy --release --target wasm32-wasip1 -p api-warden --lib --features fault-injection --target-dir target/fault -- -D warnings
+	@if cargo tree -p api-warden-core -e normal,build | grep -q proxy-wasm; then \
+	  echo 'api-warden-core must not depend on proxy-wasm' >&2; exit 1; else echo 'api-warden-core: no proxy-wasm'; fi
 
 wrk: ## install wrk (Debian package) if missing
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 
 bench-floor: toolchain ## build the pass-through wasm filter used as the benchmark floor
-	cargo build --release --target wasm32-wasip1 --manifest-path bench/floor/Cargo.toml
+	cargo build --release --target wasm32-wasip1 -p wasm-floor
 
 bench: build bench-floor envoy wrk ## benchmark A envoy / B wasm floor / C api-warden / D blocking; writes bench/results.md
 	python3 bench/run.py $(BENCH_ARGS)

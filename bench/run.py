@@ -38,7 +38,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVOY = os.environ.get("ENVOY") or os.path.join(ROOT, ".venv/bin/envoy")
 WASM = os.path.join(ROOT, "target/wasm32-wasip1/release/api_warden.wasm")
-FLOOR = os.path.join(ROOT, "bench/floor/target/wasm32-wasip1/release/wasm_floor.wasm")
+FLOOR = os.path.join(ROOT, "target/wasm32-wasip1/release/wasm_floor.wasm")
 OUT = os.path.join(ROOT, "bench/out")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TYPES = ["ip", "token", "api_key", "cookie", "username"]

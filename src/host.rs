@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType, Status};
 
-use crate::error::{Error, Result};
+use api_warden_core::error::{Error, Result};
 
 fn host_err(what: &str, s: Status) -> Error {
     Error::Host(format!("{what}: {s:?}"))
@@ -163,10 +163,10 @@ pub fn set_tick_period(period: Duration) {
     }
 }
 
-/// Proxy-wasm shared data as a [`crate::lists::Store`].
+/// Proxy-wasm shared data as a [`api_warden_core::lists::Store`].
 pub struct HostStore;
 
-impl crate::lists::Store for HostStore {
+impl api_warden_core::lists::Store for HostStore {
     fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
         shared_get(key)
     }

@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = api_warden::pipeline::Runtime::load(data);
+    let _ = api_warden_core::pipeline::Runtime::load(data);
 });

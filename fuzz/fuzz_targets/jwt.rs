@@ -2,7 +2,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-use api_warden::jwt::{claim_text, decode_payload, AccessToken, ClaimRule};
+use api_warden_core::jwt::{claim_text, decode_payload, AccessToken, ClaimRule};
 
 fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);

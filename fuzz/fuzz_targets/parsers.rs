@@ -2,8 +2,8 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-use api_warden::parse;
-use api_warden::request::RequestView;
+use api_warden_core::parse;
+use api_warden_core::request::RequestView;
 
 fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);

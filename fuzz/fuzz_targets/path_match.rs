@@ -3,7 +3,7 @@
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
-use api_warden::config::{parse, Compiled};
+use api_warden_core::config::{parse, Compiled};
 
 fn config() -> &'static Compiled {
     static C: OnceLock<Compiled> = OnceLock::new();
@@ -22,7 +22,7 @@ fn config() -> &'static Compiled {
 
 fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);
-    let n = api_warden::router::normalize_path(&s);
+    let n = api_warden_core::router::normalize_path(&s);
     assert!(n.starts_with('/'), "{n:?}");
     let (host, path) = s.split_once('\n').unwrap_or(("api.example.com", &s));
     if let Some(m) = config().match_api(host, path) {

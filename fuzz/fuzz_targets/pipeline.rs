@@ -2,11 +2,11 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-use api_warden::lists::MemStore;
-use api_warden::pipeline::{on_request_headers, Runtime};
-use api_warden::record::{build, Exchange};
-use api_warden::request::RequestView;
-use api_warden::services::Redact;
+use api_warden_core::lists::MemStore;
+use api_warden_core::pipeline::{on_request_headers, Runtime};
+use api_warden_core::record::{build, Exchange};
+use api_warden_core::request::RequestView;
+use api_warden_core::services::Redact;
 
 thread_local! {
     // A Runtime holds a per-VM cache (RefCell), so it is per thread, as in a VM.

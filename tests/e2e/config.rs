@@ -11,7 +11,7 @@ use crate::harness::{Envoy, LogLine, Opts};
 
 /// The seeds' API JSON files, shared with the configuration unit tests.
 #[allow(dead_code)]
-#[path = "../../src/config/tests/seeds.rs"]
+#[path = "../../crates/core/src/config/tests/seeds.rs"]
 pub(crate) mod seeds;
 
 /// Start Envoy with `cfg`, expect it to refuse, and return its log.

@@ -1,27 +1,25 @@
-//! The proxy-wasm contexts: the root context loads the configuration once per worker, polls the
-//! attack list (one worker per interval, elected through shared data) and exports records; the
-//! HTTP context carries one request through the pure pipeline and acts on its decision. Host calls
-//! go through [`crate::host`] only.
+//! The root context: loads the configuration once per worker, polls the attack list (one worker
+//! per interval, elected through shared data), exports records, publishes stats, and creates the
+//! HTTP contexts. Host calls go through [`crate::host`] only.
 
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
 use std::time::Duration;
 
+use api_warden_core::config::Notice;
+use api_warden_core::export::Exporter;
+use api_warden_core::lists::{self, Feed, Store};
+use api_warden_core::pipeline::Runtime;
+use api_warden_core::record::Exchange;
+use api_warden_core::stats::Counter;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
+use proxy_wasm::types::{ContextType, LogLevel};
 
-use crate::config::Notice;
-use crate::export::Exporter;
 use crate::host::{self, HostStore};
-use crate::lists::{self, Feed, Store};
-use crate::pipeline::{self, Runtime, Step};
-use crate::record::{self, ClientCert, Exchange};
-use crate::request::RequestView;
-use crate::services::FilterState;
-use crate::stats::{self, Counter};
+use crate::http::Http;
+use crate::metrics::Stats;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -29,71 +27,6 @@ proxy_wasm::main! {{
         Box::new(Root::new(context_id))
     });
 }}
-
-/// Counter and gauge ids, defined once per VM. Request counters are summed locally and flushed
-/// to the host on the root context's tick (at most a second late), so a request pays no metric
-/// host calls.
-#[derive(Default)]
-struct Stats {
-    ids: HashMap<Counter, u32>,
-    pending: RefCell<[u64; Counter::ALL.len()]>,
-    /// List-size gauges, in the order of [`stats::list_gauge_names`].
-    gauges: Vec<Option<u32>>,
-}
-
-impl Stats {
-    fn new() -> Stats {
-        let ids = Counter::ALL
-            .iter()
-            .filter_map(|c| host::define_metric(MetricType::Counter, c.name()).map(|id| (*c, id)))
-            .collect();
-        let gauges = stats::list_gauge_names()
-            .iter()
-            .map(|n| host::define_metric(MetricType::Gauge, n))
-            .collect();
-        Stats {
-            ids,
-            pending: RefCell::new([0; Counter::ALL.len()]),
-            gauges,
-        }
-    }
-
-    /// Count locally; [`Stats::flush`] publishes.
-    fn count(&self, c: Counter) {
-        if let Some(n) = self.pending.borrow_mut().get_mut(c as usize) {
-            *n += 1;
-        }
-    }
-
-    /// Publish the locally counted increments.
-    fn flush(&self) {
-        let pending = std::mem::replace(&mut *self.pending.borrow_mut(), [0; Counter::ALL.len()]);
-        for (c, n) in Counter::ALL.iter().zip(pending) {
-            self.inc(*c, n);
-        }
-    }
-
-    /// Publish the list sizes (every worker publishes the same process-wide values).
-    fn publish_list_sizes(&self, rt: &Runtime) {
-        let (meta, _) = lists::Meta::load(&HostStore);
-        for (id, (_, value)) in self
-            .gauges
-            .iter()
-            .zip(stats::list_gauges(&meta, &rt.config_lists))
-        {
-            if let Some(id) = id {
-                host::record_metric(*id, value);
-            }
-        }
-    }
-    fn inc(&self, c: Counter, by: u64) {
-        if by > 0 {
-            if let Some(id) = self.ids.get(&c) {
-                host::increment_metric(*id, by as i64);
-            }
-        }
-    }
-}
 
 /// Shared-data key electing the worker that polls the attack list: `[due_ms u64][owner u64]`.
 const POLL_KEY: &str = "aw:poll";
@@ -460,203 +393,5 @@ impl RootContext for Root {
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
-    }
-}
-
-struct Http {
-    context_id: u32,
-    runtime: Rc<Runtime>,
-    stats: Rc<Stats>,
-    exporter: Option<Rc<RefCell<Exporter>>>,
-    exchange: Exchange,
-    admin_pending: bool,
-}
-
-impl Http {
-    /// Whether this request's record is used (a filter state or export): otherwise what only
-    /// the record needs (response headers, timing, certificate) is not collected.
-    fn needs_record(&self) -> bool {
-        self.runtime.services.analytics.filter_state != FilterState::None || self.exporter.is_some()
-    }
-
-    fn reply(&self, status: u32, headers: &[(String, String)], body: &str) -> Action {
-        if let Err(e) = host::send_local_reply(status, headers, body.as_bytes()) {
-            log::error!("#{} api-warden: {e}", self.context_id);
-            return Action::Continue;
-        }
-        Action::Pause
-    }
-
-    fn admin_reply(&self, r: crate::admin::Reply) -> Action {
-        self.stats.inc(Counter::AdminRequests, 1);
-        if r.status == 401 {
-            self.stats.inc(Counter::AdminUnauthorized, 1);
-        }
-        if let Step::Reply {
-            status,
-            headers,
-            body,
-        } = pipeline::admin_step(r)
-        {
-            return self.reply(status, &headers, &body);
-        }
-        Action::Pause
-    }
-}
-
-impl Context for Http {}
-
-impl HttpContext for Http {
-    fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
-        let now = host::now_ms();
-        let view = RequestView::from_headers(
-            host::request_headers(),
-            host::property_string(&["source", "address"]),
-        );
-        #[cfg(feature = "fault-injection")]
-        if view.header("x-api-warden-fault") == Some("trap") {
-            core::arch::wasm32::unreachable();
-        }
-        let (outcome, step) =
-            pipeline::on_request_headers(&self.runtime, &view, end_of_stream, &HostStore, now);
-        if log::log_enabled!(log::Level::Trace) {
-            log::trace!(
-                "#{} api={:?} decision={:?}",
-                self.context_id,
-                outcome.api.as_ref().map(|m| &m.name),
-                outcome.decision
-            );
-        }
-        self.exchange.start_ms = now;
-        self.exchange.request = view;
-        self.exchange.api = outcome.api;
-        self.exchange.identity = outcome.identity;
-        self.exchange.decision = outcome.decision;
-        self.exchange.admin = outcome.admin;
-        match step {
-            Step::Continue => Action::Continue,
-            Step::Reply {
-                status,
-                headers,
-                body,
-            } => {
-                if self.exchange.admin {
-                    self.stats.inc(Counter::AdminRequests, 1);
-                    if status == 401 {
-                        self.stats.inc(Counter::AdminUnauthorized, 1);
-                    }
-                }
-                self.reply(status, &headers, &body)
-            }
-            Step::AwaitAdminBody => {
-                self.admin_pending = true;
-                Action::Pause
-            }
-        }
-    }
-
-    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if !self.admin_pending {
-            // `body_size` is the data received in this callback.
-            self.exchange.bytes_in += body_size as u64;
-            return Action::Continue;
-        }
-        if body_size > crate::admin::MAX_BODY {
-            self.admin_pending = false;
-            return self.admin_reply(crate::admin::Reply {
-                status: 413,
-                body: r#"{"error":"body too large"}"#.into(),
-            });
-        }
-        if !end_of_stream {
-            return Action::Pause;
-        }
-        self.admin_pending = false;
-        let body = host::request_body(body_size);
-        let r = pipeline::admin_body(
-            &self.runtime,
-            &self.exchange.request,
-            &body,
-            &HostStore,
-            host::now_ms(),
-        );
-        self.admin_reply(r)
-    }
-
-    fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
-        self.exchange.bytes_out += body_size as u64;
-        Action::Continue
-    }
-
-    fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
-        if !self.needs_record() {
-            return Action::Continue;
-        }
-        let headers = host::response_headers();
-        self.exchange.response_status = headers
-            .iter()
-            .find(|(k, _)| k == ":status")
-            .and_then(|(_, v)| v.parse().ok());
-        self.exchange.response_headers = headers;
-        Action::Continue
-    }
-
-    fn on_log(&mut self) {
-        let needs_record = self.needs_record();
-        let x = &mut self.exchange;
-        if !x.admin {
-            for c in stats::request_counters(x.api.is_some(), &x.identity, x.decision.as_ref()) {
-                self.stats.count(c);
-            }
-        }
-        if !needs_record {
-            return;
-        }
-        if x.response_status.is_none() {
-            x.response_status =
-                host::property_u64(&["response", "code"]).and_then(|c| u16::try_from(c).ok());
-        }
-        x.end_ms = host::now_ms();
-        // Only a TLS connection can be mTLS: Envoy sets x-forwarded-proto from the downstream
-        // connection (use_remote_address), so plaintext requests skip the property lookup.
-        let tls =
-            x.request.header("x-forwarded-proto") == Some("https") || x.request.scheme == "https";
-        if tls && host::property(&["connection", "mtls"]).is_some_and(|b| b.first() == Some(&1)) {
-            x.client_cert = Some(ClientCert {
-                subject: host::property_string(&["connection", "subject_peer_certificate"]),
-                issuer: None,
-                not_before: None,
-                not_after: None,
-                valid: true,
-            });
-        }
-        let analytics = &self.runtime.services.analytics;
-        let fs = analytics.filter_state;
-        let rec = record::build(x, analytics.redact);
-        if fs != FilterState::None {
-            host::set_filter_state("api_warden.record", rec.as_bytes());
-        }
-        if fs == FilterState::All {
-            let c = &x.identity.client;
-            for (k, v) in [
-                ("api_warden.client_ip", c.ip.as_deref()),
-                ("api_warden.username", c.username.as_deref()),
-                ("api_warden.client_id", c.client_id.as_deref()),
-                ("api_warden.api", x.api.as_ref().map(|m| m.name.as_str())),
-            ] {
-                if let Some(v) = v {
-                    host::set_filter_state(k, v.as_bytes());
-                }
-            }
-            if let Some(d) = &x.decision {
-                host::set_filter_state("api_warden.decision", d.verdict.as_str().as_bytes());
-                if let Some(r) = d.reason.as_deref().or(d.would_block.as_deref()) {
-                    host::set_filter_state("api_warden.reason", r.as_bytes());
-                }
-            }
-        }
-        if let Some(ex) = &self.exporter {
-            ex.borrow_mut().push(rec);
-        }
     }
 }

@@ -5,11 +5,11 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use api_warden::lists::{replace_feed, Feed, MemStore};
-use api_warden::pipeline::{on_request_headers, Runtime};
-use api_warden::record::{build, Exchange};
-use api_warden::request::RequestView;
-use api_warden::services::Redact;
+use api_warden_core::lists::{replace_feed, Feed, MemStore};
+use api_warden_core::pipeline::{on_request_headers, Runtime};
+use api_warden_core::record::{build, Exchange};
+use api_warden_core::request::RequestView;
+use api_warden_core::services::Redact;
 use base64::Engine;
 
 fn main() {

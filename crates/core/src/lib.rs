@@ -1,0 +1,21 @@
+//! api-warden-core: everything api-warden decides, with no host underneath. Configuration, API
+//! matching, request parsing, JWT decoding, identification, the lists' shared-data layout,
+//! decisions, the admin API, the record, export batching and stats vocabulary take plain data and
+//! return plain data; shared data is reached only through [`lists::Store`]. This crate does not
+//! depend on `proxy-wasm`: the filter (`src/`) and the `api-warden` command both build on it.
+
+pub mod admin;
+pub mod config;
+pub mod decision;
+pub mod error;
+pub mod export;
+pub mod identity;
+pub mod jwt;
+pub mod lists;
+pub mod parse;
+pub mod pipeline;
+pub mod record;
+pub mod request;
+pub mod router;
+pub mod services;
+pub mod stats;

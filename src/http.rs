@@ -1,0 +1,215 @@
+//! The HTTP context: carries one request through the core's pipeline and acts on its decision
+//! (continue, reply, record). Host calls go through [`crate::host`] only.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use api_warden_core::export::Exporter;
+use api_warden_core::pipeline::{self, Runtime, Step};
+use api_warden_core::record::{self, ClientCert, Exchange};
+use api_warden_core::request::RequestView;
+use api_warden_core::services::FilterState;
+use api_warden_core::stats::{self, Counter};
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
+
+use crate::host::{self, HostStore};
+use crate::metrics::Stats;
+
+pub(crate) struct Http {
+    pub(crate) context_id: u32,
+    pub(crate) runtime: Rc<Runtime>,
+    pub(crate) stats: Rc<Stats>,
+    pub(crate) exporter: Option<Rc<RefCell<Exporter>>>,
+    pub(crate) exchange: Exchange,
+    pub(crate) admin_pending: bool,
+}
+
+impl Http {
+    /// Whether this request's record is used (a filter state or export): otherwise what only
+    /// the record needs (response headers, timing, certificate) is not collected.
+    fn needs_record(&self) -> bool {
+        self.runtime.services.analytics.filter_state != FilterState::None || self.exporter.is_some()
+    }
+
+    fn reply(&self, status: u32, headers: &[(String, String)], body: &str) -> Action {
+        if let Err(e) = host::send_local_reply(status, headers, body.as_bytes()) {
+            log::error!("#{} api-warden: {e}", self.context_id);
+            return Action::Continue;
+        }
+        Action::Pause
+    }
+
+    fn admin_reply(&self, r: api_warden_core::admin::Reply) -> Action {
+        self.stats.inc(Counter::AdminRequests, 1);
+        if r.status == 401 {
+            self.stats.inc(Counter::AdminUnauthorized, 1);
+        }
+        if let Step::Reply {
+            status,
+            headers,
+            body,
+        } = pipeline::admin_step(r)
+        {
+            return self.reply(status, &headers, &body);
+        }
+        Action::Pause
+    }
+}
+
+impl Context for Http {}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
+        let now = host::now_ms();
+        let view = RequestView::from_headers(
+            host::request_headers(),
+            host::property_string(&["source", "address"]),
+        );
+        #[cfg(feature = "fault-injection")]
+        if view.header("x-api-warden-fault") == Some("trap") {
+            core::arch::wasm32::unreachable();
+        }
+        let (outcome, step) =
+            pipeline::on_request_headers(&self.runtime, &view, end_of_stream, &HostStore, now);
+        if log::log_enabled!(log::Level::Trace) {
+            log::trace!(
+                "#{} api={:?} decision={:?}",
+                self.context_id,
+                outcome.api.as_ref().map(|m| &m.name),
+                outcome.decision
+            );
+        }
+        self.exchange.start_ms = now;
+        self.exchange.request = view;
+        self.exchange.api = outcome.api;
+        self.exchange.identity = outcome.identity;
+        self.exchange.decision = outcome.decision;
+        self.exchange.admin = outcome.admin;
+        match step {
+            Step::Continue => Action::Continue,
+            Step::Reply {
+                status,
+                headers,
+                body,
+            } => {
+                if self.exchange.admin {
+                    self.stats.inc(Counter::AdminRequests, 1);
+                    if status == 401 {
+                        self.stats.inc(Counter::AdminUnauthorized, 1);
+                    }
+                }
+                self.reply(status, &headers, &body)
+            }
+            Step::AwaitAdminBody => {
+                self.admin_pending = true;
+                Action::Pause
+            }
+        }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if !self.admin_pending {
+            // `body_size` is the data received in this callback.
+            self.exchange.bytes_in += body_size as u64;
+            return Action::Continue;
+        }
+        if body_size > api_warden_core::admin::MAX_BODY {
+            self.admin_pending = false;
+            return self.admin_reply(api_warden_core::admin::Reply {
+                status: 413,
+                body: r#"{"error":"body too large"}"#.into(),
+            });
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        self.admin_pending = false;
+        let body = host::request_body(body_size);
+        let r = pipeline::admin_body(
+            &self.runtime,
+            &self.exchange.request,
+            &body,
+            &HostStore,
+            host::now_ms(),
+        );
+        self.admin_reply(r)
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+        self.exchange.bytes_out += body_size as u64;
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
+        if !self.needs_record() {
+            return Action::Continue;
+        }
+        let headers = host::response_headers();
+        self.exchange.response_status = headers
+            .iter()
+            .find(|(k, _)| k == ":status")
+            .and_then(|(_, v)| v.parse().ok());
+        self.exchange.response_headers = headers;
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        let needs_record = self.needs_record();
+        let x = &mut self.exchange;
+        if !x.admin {
+            for c in stats::request_counters(x.api.is_some(), &x.identity, x.decision.as_ref()) {
+                self.stats.count(c);
+            }
+        }
+        if !needs_record {
+            return;
+        }
+        if x.response_status.is_none() {
+            x.response_status =
+                host::property_u64(&["response", "code"]).and_then(|c| u16::try_from(c).ok());
+        }
+        x.end_ms = host::now_ms();
+        // Only a TLS connection can be mTLS: Envoy sets x-forwarded-proto from the downstream
+        // connection (use_remote_address), so plaintext requests skip the property lookup.
+        let tls =
+            x.request.header("x-forwarded-proto") == Some("https") || x.request.scheme == "https";
+        if tls && host::property(&["connection", "mtls"]).is_some_and(|b| b.first() == Some(&1)) {
+            x.client_cert = Some(ClientCert {
+                subject: host::property_string(&["connection", "subject_peer_certificate"]),
+                issuer: None,
+                not_before: None,
+                not_after: None,
+                valid: true,
+            });
+        }
+        let analytics = &self.runtime.services.analytics;
+        let fs = analytics.filter_state;
+        let rec = record::build(x, analytics.redact);
+        if fs != FilterState::None {
+            host::set_filter_state("api_warden.record", rec.as_bytes());
+        }
+        if fs == FilterState::All {
+            let c = &x.identity.client;
+            for (k, v) in [
+                ("api_warden.client_ip", c.ip.as_deref()),
+                ("api_warden.username", c.username.as_deref()),
+                ("api_warden.client_id", c.client_id.as_deref()),
+                ("api_warden.api", x.api.as_ref().map(|m| m.name.as_str())),
+            ] {
+                if let Some(v) = v {
+                    host::set_filter_state(k, v.as_bytes());
+                }
+            }
+            if let Some(d) = &x.decision {
+                host::set_filter_state("api_warden.decision", d.verdict.as_str().as_bytes());
+                if let Some(r) = d.reason.as_deref().or(d.would_block.as_deref()) {
+                    host::set_filter_state("api_warden.reason", r.as_bytes());
+                }
+            }
+        }
+        if let Some(ex) = &self.exporter {
+            ex.borrow_mut().push(rec);
+        }
+    }
+}
