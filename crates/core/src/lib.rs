@@ -5,6 +5,7 @@
 //! depend on `proxy-wasm`: the filter (`src/`) and the `api-warden` command both build on it.
 
 pub mod admin;
+pub mod call;
 pub mod config;
 pub mod decision;
 pub mod error;
