@@ -204,3 +204,10 @@ pub fn record_metric(id: u32, value: u64) {
 pub fn increment_metric(id: u32, by: i64) {
     let _ = hostcalls::increment_metric(id, by);
 }
+
+/// Resume the request this HTTP context paused (after a call's answer said continue).
+pub fn resume_request() {
+    if let Err(s) = hostcalls::resume_http_request() {
+        log::error!("api-warden: {}", host_err("resume_http_request", s));
+    }
+}

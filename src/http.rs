@@ -3,11 +3,13 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Duration;
 
+use api_warden_core::call::{CallAnswer, CallRequest};
 use api_warden_core::export::Exporter;
 use api_warden_core::pipeline::{self, Runtime, Step};
 use api_warden_core::record::{self, ClientCert, Exchange};
-use api_warden_core::request::RequestView;
+use api_warden_core::request::{Request, RequestView};
 use api_warden_core::services::FilterState;
 use api_warden_core::stats::{self, Counter};
 use proxy_wasm::traits::{Context, HttpContext};
@@ -21,8 +23,11 @@ pub(crate) struct Http {
     pub(crate) runtime: Rc<Runtime>,
     pub(crate) stats: Rc<Stats>,
     pub(crate) exporter: Option<Rc<RefCell<Exporter>>>,
+    /// The request, the pipeline's outcome and what the record needs, kept as one value.
     pub(crate) exchange: Exchange,
     pub(crate) admin_pending: bool,
+    /// The token of the call the request waits on ([`Step::Call`]).
+    pub(crate) call_token: Option<u32>,
 }
 
 impl Http {
@@ -41,23 +46,91 @@ impl Http {
     }
 
     fn admin_reply(&self, r: api_warden_core::admin::Reply) -> Action {
-        self.stats.inc(Counter::AdminRequests, 1);
-        if r.status == 401 {
-            self.stats.inc(Counter::AdminUnauthorized, 1);
+        self.take(pipeline::admin_step(r))
+    }
+
+    /// Carry out a step of the pipeline.
+    fn take(&self, step: Step) -> Action {
+        match step {
+            Step::Continue => Action::Continue,
+            Step::Reply {
+                status,
+                headers,
+                body,
+            } => {
+                if self.exchange.outcome.admin {
+                    self.stats.inc(Counter::AdminRequests, 1);
+                    if status == 401 {
+                        self.stats.inc(Counter::AdminUnauthorized, 1);
+                    }
+                }
+                self.reply(status, &headers, &body)
+            }
+            Step::AwaitAdminBody => Action::Pause,
+            Step::Call(_) => Action::Pause,
         }
-        if let Step::Reply {
-            status,
-            headers,
-            body,
-        } = pipeline::admin_step(r)
-        {
-            return self.reply(status, &headers, &body);
+    }
+
+    /// Dispatch the call of a [`Step::Call`]; a call that cannot leave is answered at once as a
+    /// failure (no status), so the request never waits on nothing.
+    fn call(&mut self, call: &CallRequest) -> Action {
+        match host::dispatch(
+            &call.cluster,
+            &call.headers,
+            call.body.as_deref(),
+            Duration::from_millis(call.timeout_ms),
+        ) {
+            Ok(token) => {
+                self.call_token = Some(token);
+                Action::Pause
+            }
+            Err(e) => {
+                log::warn!("#{} api-warden: call not sent: {e}", self.context_id);
+                let step = pipeline::resume(
+                    &self.runtime,
+                    &CallAnswer::default(),
+                    &mut self.exchange.outcome,
+                );
+                self.take(step)
+            }
         }
-        Action::Pause
+    }
+
+    /// Add the decision's detected entries to the shared lists.
+    fn carry_out_effects(&self, now_ms: u64) {
+        for e in self.exchange.outcome.effects() {
+            if let Err(err) = pipeline::carry_out(&self.runtime, e, &HostStore, now_ms) {
+                log::warn!("#{} api-warden: {err}", self.context_id);
+            }
+        }
     }
 }
 
-impl Context for Http {}
+impl Context for Http {
+    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _t: usize) {
+        if self.call_token != Some(token) {
+            return;
+        }
+        self.call_token = None;
+        let headers = host::http_call_response_headers();
+        let answer = CallAnswer {
+            status: headers
+                .iter()
+                .find(|(k, _)| k == ":status")
+                .and_then(|(_, v)| v.parse().ok()),
+            headers: headers
+                .into_iter()
+                .filter(|(k, _)| k != ":status")
+                .collect(),
+            body: host::http_call_response_body(body_size).unwrap_or_default(),
+            body_size,
+        };
+        let step = pipeline::resume(&self.runtime, &answer, &mut self.exchange.outcome);
+        if self.take(step) == Action::Continue {
+            host::resume_request();
+        }
+    }
+}
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
@@ -70,8 +143,9 @@ impl HttpContext for Http {
         if view.header("x-api-warden-fault") == Some("trap") {
             core::arch::wasm32::unreachable();
         }
+        let request = Request::parse(view);
         let (outcome, step) =
-            pipeline::on_request_headers(&self.runtime, &view, end_of_stream, &HostStore, now);
+            pipeline::on_request_headers(&self.runtime, &request, end_of_stream, &HostStore, now);
         if log::log_enabled!(log::Level::Trace) {
             log::trace!(
                 "#{} api={:?} decision={:?}",
@@ -81,30 +155,16 @@ impl HttpContext for Http {
             );
         }
         self.exchange.start_ms = now;
-        self.exchange.request = view;
-        self.exchange.api = outcome.api;
-        self.exchange.identity = outcome.identity;
-        self.exchange.decision = outcome.decision;
-        self.exchange.admin = outcome.admin;
+        self.exchange.request = request;
+        self.exchange.outcome = outcome;
+        self.carry_out_effects(now);
         match step {
-            Step::Continue => Action::Continue,
-            Step::Reply {
-                status,
-                headers,
-                body,
-            } => {
-                if self.exchange.admin {
-                    self.stats.inc(Counter::AdminRequests, 1);
-                    if status == 401 {
-                        self.stats.inc(Counter::AdminUnauthorized, 1);
-                    }
-                }
-                self.reply(status, &headers, &body)
-            }
             Step::AwaitAdminBody => {
                 self.admin_pending = true;
                 Action::Pause
             }
+            Step::Call(call) => self.call(&call),
+            step => self.take(step),
         }
     }
 
@@ -157,8 +217,9 @@ impl HttpContext for Http {
     fn on_log(&mut self) {
         let needs_record = self.needs_record();
         let x = &mut self.exchange;
-        if !x.admin {
-            for c in stats::request_counters(x.api.is_some(), &x.identity, x.decision.as_ref()) {
+        let o = &x.outcome;
+        if !o.admin {
+            for c in stats::request_counters(o.api.is_some(), &o.identity, o.decision.as_ref()) {
                 self.stats.count(c);
             }
         }
@@ -172,8 +233,8 @@ impl HttpContext for Http {
         x.end_ms = host::now_ms();
         // Only a TLS connection can be mTLS: Envoy sets x-forwarded-proto from the downstream
         // connection (use_remote_address), so plaintext requests skip the property lookup.
-        let tls =
-            x.request.header("x-forwarded-proto") == Some("https") || x.request.scheme == "https";
+        let tls = x.request.header("x-forwarded-proto") == Some("https")
+            || x.request.view.scheme == "https";
         if tls && host::property(&["connection", "mtls"]).is_some_and(|b| b.first() == Some(&1)) {
             x.client_cert = Some(ClientCert {
                 subject: host::property_string(&["connection", "subject_peer_certificate"]),
@@ -190,20 +251,23 @@ impl HttpContext for Http {
             host::set_filter_state("api_warden.record", rec.as_bytes());
         }
         if fs == FilterState::All {
-            let c = &x.identity.client;
+            let c = &x.outcome.identity.client;
             for (k, v) in [
                 ("api_warden.client_ip", c.ip.as_deref()),
                 ("api_warden.username", c.username.as_deref()),
                 ("api_warden.client_id", c.client_id.as_deref()),
-                ("api_warden.api", x.api.as_ref().map(|m| m.name.as_str())),
+                (
+                    "api_warden.api",
+                    x.outcome.api.as_ref().map(|m| m.name.as_str()),
+                ),
             ] {
                 if let Some(v) = v {
                     host::set_filter_state(k, v.as_bytes());
                 }
             }
-            if let Some(d) = &x.decision {
+            if let Some(d) = &x.outcome.decision {
                 host::set_filter_state("api_warden.decision", d.verdict.as_str().as_bytes());
-                if let Some(r) = d.reason.as_deref().or(d.would_block.as_deref()) {
+                if let Some(r) = d.reason().or(d.would_block()) {
                     host::set_filter_state("api_warden.reason", r.as_bytes());
                 }
             }

@@ -388,6 +388,7 @@ impl RootContext for Root {
             exporter: self.exporter.clone(),
             exchange: Exchange::default(),
             admin_pending: false,
+            call_token: None,
         }))
     }
 

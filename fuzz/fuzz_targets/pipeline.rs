@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 use api_warden_core::lists::MemStore;
 use api_warden_core::pipeline::{on_request_headers, Runtime};
 use api_warden_core::record::{build, Exchange};
-use api_warden_core::request::RequestView;
+use api_warden_core::request::{Request, RequestView};
 use api_warden_core::services::Redact;
 
 thread_local! {
@@ -42,10 +42,10 @@ fuzz_target!(|data: &[u8]| {
     for (i, v) in parts.enumerate() {
         headers.push((names[i % names.len()].to_string(), v.to_string()));
     }
-    let req = RequestView::from_headers(headers, Some("[2001:db8::1]:443".into()));
+    let req = Request::parse(RequestView::from_headers(headers, Some("[2001:db8::1]:443".into())));
     let store = MemStore::default();
     let (out, _) = RUNTIME.with(|rt| on_request_headers(rt, &req, false, &store, 1_800_000_000_000));
-    let x = Exchange { request: req, api: out.api, identity: out.identity, decision: out.decision, ..Exchange::default() };
+    let x = Exchange { request: req, outcome: out, ..Exchange::default() };
     let rec = build(&x, Redact::Hash);
     assert!(rec.starts_with('{'));
 });

@@ -47,6 +47,15 @@ pub fn is_admin_path(settings: &AdminSettings, normalized_path: &str) -> bool {
             .is_some_and(|alt| under_admin(settings, &alt))
 }
 
+/// [`is_admin_path`] for a request parsed once.
+pub fn is_admin_request(settings: &AdminSettings, req: &crate::request::Request) -> bool {
+    under_admin(settings, &req.path)
+        || req
+            .upstream_path
+            .as_deref()
+            .is_some_and(|alt| under_admin(settings, alt))
+}
+
 fn under_admin(settings: &AdminSettings, normalized_path: &str) -> bool {
     normalized_path
         .strip_prefix(settings.path.as_str())
@@ -59,12 +68,20 @@ fn under_admin(settings: &AdminSettings, normalized_path: &str) -> bool {
         })
 }
 
-/// Compare two byte strings in time that depends only on their lengths.
+/// Compare two byte strings in time that depends only on their lengths (`subtle`).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+    use subtle::ConstantTimeEq;
+    bool::from(a.ct_eq(b))
+}
+
+/// The 401 reply for a request without the right admin key; `None` when the key is right.
+/// Decided from the headers alone, so a wrong key is answered at once, body or not.
+pub fn unauthorized(settings: &AdminSettings, key: Option<&str>) -> Option<Reply> {
+    match key {
+        Some(k) if constant_time_eq(k.as_bytes(), settings.key.as_bytes()) => None,
+        Some(_) => Some(error(401, format!("wrong {KEY_HEADER}"))),
+        None => Some(error(401, format!("missing {KEY_HEADER}"))),
     }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// One admin request.
@@ -72,8 +89,8 @@ pub struct AdminRequest<'a> {
     pub method: &'a str,
     /// Normalized path (no query).
     pub path: &'a str,
-    /// Raw `:path` (for the query string).
-    pub raw_path: &'a str,
+    /// The decoded query parameters.
+    pub query: &'a [(String, String)],
     /// Value of `x-api-warden-admin-key`, if sent.
     pub key: Option<&'a str>,
     /// The request body (empty when none was sent).
@@ -87,8 +104,8 @@ const PARAMS_HELP: &str = "send a JSON body {\"type\": …, \"value\": …, \"tt
 /// Does the `:path` carry the parameters of a change (`type`, `value` or `ttl_s`) in its query
 /// string?
 /// Such a request is answered from the headers alone; any body is ignored.
-pub fn has_query_params(raw_path: &str) -> bool {
-    crate::parse::query_params(raw_path)
+pub fn has_query_params(query: &[(String, String)]) -> bool {
+    query
         .iter()
         .any(|(k, _)| k == "type" || k == "value" || k == "ttl_s")
 }
@@ -102,10 +119,8 @@ pub fn handle(
     now_ms: u64,
 ) -> Reply {
     let now = now_ms / 1000;
-    match req.key {
-        Some(k) if constant_time_eq(k.as_bytes(), settings.key.as_bytes()) => {}
-        Some(_) => return error(401, format!("wrong {KEY_HEADER}")),
-        None => return error(401, format!("missing {KEY_HEADER}")),
+    if let Some(r) = unauthorized(settings, req.key) {
+        return r;
     }
     let sub = req.path.get(settings.path.len()..).unwrap_or("");
     let list = match sub {
@@ -114,7 +129,7 @@ pub fn handle(
         _ => return error(404, "unknown admin resource; use /deny_list or /allow_list"),
     };
     match req.method {
-        "GET" => list_entries(list, req.raw_path, store, config, now),
+        "GET" => list_entries(list, req.query, store, config, now),
         "POST" | "PUT" => match parse_params(req) {
             Ok((t, value, ttl)) => {
                 let expires_at = lists::expiry(now_ms, ttl);
@@ -175,8 +190,8 @@ fn update_error(e: UpdateError) -> Reply {
 /// The `(type, value, ttl_s)` of a change: from the query string when it carries them, else from
 /// a JSON body `{"type", "value", "ttl_s"}`.
 fn parse_params(req: &AdminRequest<'_>) -> Result<(IdType, String, u64), String> {
-    if has_query_params(req.raw_path) {
-        let q = crate::parse::query_params(req.raw_path);
+    if has_query_params(req.query) {
+        let q = req.query;
         let get = |n: &str| q.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         let mut v = serde_json::Map::new();
         if let Some(t) = get("type") {
@@ -228,12 +243,11 @@ fn parse_fields(v: &Value) -> Result<(IdType, String, u64), String> {
 
 fn list_entries(
     list: ListKind,
-    raw_path: &str,
+    params: &[(String, String)],
     store: &impl Store,
     config: &ConfigLists,
     now: u64,
 ) -> Reply {
-    let params = crate::parse::query_params(raw_path);
     let param = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     let only = match param("type") {
         Some(t) => match IdType::parse(t) {

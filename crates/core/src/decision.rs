@@ -2,6 +2,8 @@
 //! blocking switches and monitor mode. Data in, decision out; list reads go through
 //! [`ListCheck`]. No host calls.
 
+use std::fmt;
+
 use crate::config::{Api, Ase};
 use crate::identity::{Client, IdType};
 use crate::lists::{ListKind, Source};
@@ -35,19 +37,79 @@ impl Verdict {
     }
 }
 
+/// Why a request is (or, in monitor mode, would be) blocked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cause {
+    /// An identifier of this type is on the deny list.
+    DenyList(IdType),
+    /// The API requires an OAuth2 token and none was sent.
+    TokenMissing,
+}
+
+impl Cause {
+    /// The reason as records, filter states and logs spell it: `deny_list:<type>`, `token_missing`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::DenyList(IdType::Ip) => "deny_list:ip",
+            Cause::DenyList(IdType::Token) => "deny_list:token",
+            Cause::DenyList(IdType::ApiKey) => "deny_list:api_key",
+            Cause::DenyList(IdType::Cookie) => "deny_list:cookie",
+            Cause::DenyList(IdType::Username) => "deny_list:username",
+            Cause::TokenMissing => "token_missing",
+        }
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a cause was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Blocking is on: the cause blocks.
+    Enforced,
+    /// Blocking is off (`enable_firewall` or the API's `enable_blocking`): the request passes and
+    /// the record says what would have blocked it.
+    Monitored,
+    /// An identifier of this type is on the allow list: the cause is cancelled.
+    AllowListed(IdType),
+}
+
+/// `allow_list:<type>`, the reason recorded when the allow list cancelled a cause.
+fn allow_list_reason(t: IdType) -> &'static str {
+    match t {
+        IdType::Ip => "allow_list:ip",
+        IdType::Token => "allow_list:token",
+        IdType::ApiKey => "allow_list:api_key",
+        IdType::Cookie => "allow_list:cookie",
+        IdType::Username => "allow_list:username",
+    }
+}
+
+/// Something the adapter must do because of a decision (the pure pipeline never writes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Add `value` of type `id_type` to the deny list as api-warden's own detection (source
+    /// `detected`), expiring after the configured `detected_attack_ttl_s`.
+    AddDetected { id_type: IdType, value: String },
+}
+
 /// The outcome for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub verdict: Verdict,
-    /// The first matching cause: `deny_list:<type>`, `token_missing`, or `allow_list:<type>` when
-    /// the allow list overrode a cause. `None` when nothing matched.
-    pub reason: Option<String>,
-    /// The cause that would have blocked with blocking on (monitor mode).
-    pub would_block: Option<String>,
-    /// The list source of a deny match (`config`, `attack_list`, `admin`, `detected`).
+    /// The first matching cause, if any (also when monitored or allow-listed).
+    pub cause: Option<Cause>,
+    /// How the cause was applied (`Enforced` when there is none).
+    pub mode: Mode,
+    /// The list source of a deny match (`config`, `attack_list`, `admin`, `detected`); `None` when
+    /// the allow list cancelled it.
     pub source: Option<Source>,
-    /// A detected attack to record: add this client IP to the deny list as `detected`.
-    pub detect_ip: Option<String>,
+    /// What the adapter must carry out (detected entries to add).
+    pub effects: Vec<Effect>,
 }
 
 impl Decision {
@@ -55,11 +117,40 @@ impl Decision {
     pub fn allow() -> Decision {
         Decision {
             verdict: Verdict::Allow,
-            reason: None,
-            would_block: None,
+            cause: None,
+            mode: Mode::Enforced,
             source: None,
-            detect_ip: None,
+            effects: Vec::new(),
         }
+    }
+
+    /// The recorded reason: the cause that blocked, or `allow_list:<type>` when the allow list
+    /// cancelled one; `None` when nothing matched or in monitor mode.
+    pub fn reason(&self) -> Option<&'static str> {
+        match (self.mode, self.cause) {
+            (Mode::AllowListed(t), Some(_)) => Some(allow_list_reason(t)),
+            (Mode::Enforced, Some(c)) => Some(c.as_str()),
+            _ => None,
+        }
+    }
+
+    /// The cause that would have blocked with blocking on (monitor mode).
+    pub fn would_block(&self) -> Option<&'static str> {
+        match (self.mode, self.cause) {
+            (Mode::Monitored, Some(c)) => Some(c.as_str()),
+            _ => None,
+        }
+    }
+
+    /// The client IP this decision asks to add as a detected entry, if any.
+    pub fn detected_ip(&self) -> Option<&str> {
+        self.effects.iter().find_map(|e| match e {
+            Effect::AddDetected {
+                id_type: IdType::Ip,
+                value,
+            } => Some(value.as_str()),
+            Effect::AddDetected { .. } => None,
+        })
     }
 }
 
@@ -78,54 +169,69 @@ pub fn decide(api: Option<&Api>, ase: &Ase, client: &Client, lists: &impl ListCh
     let Some(api) = api else {
         return Decision::allow();
     };
-    let mut cause: Option<(String, Option<Source>)> = None;
-    'types: for t in IdType::ALL {
-        for v in client.deny_candidates(t) {
-            if let Some(src) = lists.find(ListKind::Deny, t, v) {
-                cause = Some((format!("deny_list:{}", t.as_str()), Some(src)));
-                break 'types;
-            }
-        }
-    }
-    let mut detect_ip = None;
-    if cause.is_none()
-        && api.oauth2_access_token
-        && api.is_token_mandatory
-        && client.token.is_none()
-    {
-        cause = Some(("token_missing".to_string(), None));
-        if ase.enable_ase_detected_attack {
-            detect_ip.clone_from(&client.ip);
-        }
-    }
-    let Some((reason, source)) = cause else {
+    let Some((cause, source)) = first_cause(api, client, lists) else {
         return Decision::allow();
     };
-    for t in IdType::ALL {
-        if let Some(v) = client.get(t) {
-            if lists.find(ListKind::Allow, t, v).is_some() {
-                return Decision {
-                    verdict: Verdict::Allow,
-                    reason: Some(format!("allow_list:{}", t.as_str())),
-                    would_block: None,
-                    source: None,
-                    detect_ip: None,
-                };
-            }
-        }
+    if let Some(t) = allow_listed(client, lists) {
+        return Decision {
+            verdict: Verdict::Allow,
+            cause: Some(cause),
+            mode: Mode::AllowListed(t),
+            source: None,
+            effects: Vec::new(),
+        };
     }
     let blocking = ase.enable_firewall && api.enable_blocking;
+    let mut effects = Vec::new();
+    if blocking && cause == Cause::TokenMissing && ase.enable_ase_detected_attack {
+        if let Some(ip) = &client.ip {
+            effects.push(Effect::AddDetected {
+                id_type: IdType::Ip,
+                value: ip.clone(),
+            });
+        }
+    }
     Decision {
         verdict: if blocking {
             Verdict::Block
         } else {
             Verdict::Allow
         },
-        reason: blocking.then(|| reason.clone()),
-        would_block: (!blocking).then_some(reason),
+        cause: Some(cause),
+        mode: if blocking {
+            Mode::Enforced
+        } else {
+            Mode::Monitored
+        },
         source,
-        detect_ip: detect_ip.filter(|_| blocking),
+        effects,
     }
+}
+
+/// The first deny-list hit among ip, token, api_key, cookie, username, else `token_missing`.
+fn first_cause(
+    api: &Api,
+    client: &Client,
+    lists: &impl ListCheck,
+) -> Option<(Cause, Option<Source>)> {
+    for t in IdType::ALL {
+        for v in client.deny_candidates(t) {
+            if let Some(src) = lists.find(ListKind::Deny, t, v) {
+                return Some((Cause::DenyList(t), Some(src)));
+            }
+        }
+    }
+    (api.oauth2_access_token && api.is_token_mandatory && client.token.is_none())
+        .then_some((Cause::TokenMissing, None))
+}
+
+/// The first identifier type whose captured value is on the allow list.
+fn allow_listed(client: &Client, lists: &impl ListCheck) -> Option<IdType> {
+    IdType::ALL.into_iter().find(|&t| {
+        client
+            .get(t)
+            .is_some_and(|v| lists.find(ListKind::Allow, t, v).is_some())
+    })
 }
 
 #[cfg(test)]

@@ -3,47 +3,12 @@
 
 use serde::Serialize;
 
+pub use crate::ids::IdType;
+
 use crate::config::{Api, ApiKeyLocation, Ase, JwtConfig, JwtLocation};
 use crate::jwt::{self, AccessToken, ClaimRule, Claims, JwtError};
 use crate::parse;
-use crate::request::RequestView;
-
-/// The five identifier types that deny and allow lists hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum IdType {
-    Ip,
-    Token,
-    ApiKey,
-    Cookie,
-    Username,
-}
-
-impl IdType {
-    /// All types, in the order reasons are checked.
-    pub const ALL: [IdType; 5] = [
-        IdType::Ip,
-        IdType::Token,
-        IdType::ApiKey,
-        IdType::Cookie,
-        IdType::Username,
-    ];
-
-    /// Name used in configuration, records and the admin API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IdType::Ip => "ip",
-            IdType::Token => "token",
-            IdType::ApiKey => "api_key",
-            IdType::Cookie => "cookie",
-            IdType::Username => "username",
-        }
-    }
-
-    /// Inverse of [`IdType::as_str`].
-    pub fn parse(s: &str) -> Option<IdType> {
-        IdType::ALL.into_iter().find(|t| t.as_str() == s)
-    }
-}
+use crate::request::Request;
 
 /// The identifiers found in one request. `None` means absent (serialized as a missing field).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -149,7 +114,7 @@ pub struct Identity {
 /// headers into one comma-separated value). Empty values count as absent.
 /// `now_unix_s` decides [`AccessToken::active`]. Never fails and never blocks: problems are
 /// reported in [`Identity::jwt`].
-pub fn identify(req: &RequestView, api: Option<&Api>, ase: &Ase, now_unix_s: i64) -> Identity {
+pub fn identify(req: &Request, api: Option<&Api>, ase: &Ase, now_unix_s: i64) -> Identity {
     let mut id = Identity {
         client: Client {
             ip: client_ip(req, ase),
@@ -164,11 +129,11 @@ pub fn identify(req: &RequestView, api: Option<&Api>, ase: &Ase, now_unix_s: i64
     if api.oauth2_access_token {
         c.token = bearer_token(req)
             .map(str::to_string)
-            .or_else(|| parse::query_param(&req.path, "access_token"))
+            .or_else(|| req.query_param("access_token").map(str::to_string))
             .filter(|t| !t.is_empty());
     }
     c.api_key = match &api.apikey {
-        Some(ApiKeyLocation::Query(name)) => parse::query_param(&req.path, name),
+        Some(ApiKeyLocation::Query(name)) => req.query_param(name).map(str::to_string),
         Some(ApiKeyLocation::Header(name)) => req.header(name).map(|v| v.trim().to_string()),
         None => None,
     }
@@ -176,7 +141,7 @@ pub fn identify(req: &RequestView, api: Option<&Api>, ase: &Ase, now_unix_s: i64
     c.cookie = api
         .cookie
         .as_deref()
-        .and_then(|name| parse::cookie_value(req, name))
+        .and_then(|name| req.cookie(name))
         .filter(|v| !v.is_empty());
     c.cookie_decoded = c
         .cookie
@@ -227,23 +192,25 @@ pub fn identify(req: &RequestView, api: Option<&Api>, ase: &Ase, now_unix_s: i64
 
 /// The client IP: the peer, or with `enable_xff` the X-Forwarded-For address chosen by
 /// [`parse::xff_client`] (falling back to the peer when XFF has no usable entry there).
-fn client_ip(req: &RequestView, ase: &Ase) -> Option<String> {
-    let peer = || req.peer.as_deref().and_then(parse::ip_text);
+fn client_ip(req: &Request, ase: &Ase) -> Option<String> {
+    let peer = || req.view.peer.as_deref().and_then(parse::ip_text);
     if !ase.enable_xff || req.header("x-forwarded-for").is_none() {
         return peer();
     }
-    let entries = parse::xff_entries(req.header_all("x-forwarded-for"));
+    let entries = parse::xff_entries(req.view.header_all("x-forwarded-for"));
     parse::xff_client(&entries, ase.xff_num_trusted_hops).or_else(peer)
 }
 
 /// Every credential of every `Authorization` header, in order (Envoy joins repeated
 /// `Authorization` headers with `,`; [`parse::credentials`] splits them again).
-fn authorization(req: &RequestView) -> impl Iterator<Item = &str> {
-    req.header_all("authorization").flat_map(parse::credentials)
+fn authorization(req: &Request) -> impl Iterator<Item = &str> {
+    req.view
+        .header_all("authorization")
+        .flat_map(parse::credentials)
 }
 
 /// The first `Authorization` credential that uses the Bearer scheme.
-fn bearer_token(req: &RequestView) -> Option<&str> {
+fn bearer_token(req: &Request) -> Option<&str> {
     authorization(req).find_map(parse::bearer)
 }
 
@@ -252,16 +219,16 @@ fn bearer_token(req: &RequestView) -> Option<&str> {
 /// A custom header (`h:<name>`) is trimmed and an optional `Bearer ` scheme prefix is removed,
 /// so `h:authorization` and `h:x-jwt: Bearer eyJ…` both work; of a comma-joined value (a
 /// repeated inline header) the first credential is used.
-fn locate_jwt(req: &RequestView, location: &JwtLocation) -> Option<String> {
+fn locate_jwt(req: &Request, location: &JwtLocation) -> Option<String> {
     let token = match location {
-        JwtLocation::Query(key) => parse::query_param(&req.path, key),
+        JwtLocation::Query(key) => req.query_param(key).map(str::to_string),
         JwtLocation::Header(name) => req
             .header(name)
             .and_then(|v| parse::credentials(v).next())
             .map(|v| parse::strip_bearer(v).to_string()),
         JwtLocation::Bearer => bearer_token(req).map(str::to_string),
         JwtLocation::Mac => authorization(req).find_map(parse::mac_id),
-        JwtLocation::Cookie(name) => parse::cookie_value(req, name),
+        JwtLocation::Cookie(name) => req.cookie(name),
     };
     token.filter(|t| !t.is_empty())
 }
@@ -275,7 +242,7 @@ struct Decoded {
 }
 
 /// Find, decode and read the configured claims of the API's JWT.
-fn read_jwt(req: &RequestView, cfg: &JwtConfig) -> (JwtOutcome, Option<Decoded>) {
+fn read_jwt(req: &Request, cfg: &JwtConfig) -> (JwtOutcome, Option<Decoded>) {
     let Some(token) = locate_jwt(req, &cfg.location) else {
         return (outcome(JwtStatus::Absent, None), None);
     };

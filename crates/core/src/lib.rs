@@ -11,6 +11,7 @@ pub mod decision;
 pub mod error;
 pub mod export;
 pub mod identity;
+pub mod ids;
 pub mod jwt;
 pub mod lists;
 pub mod parse;

@@ -25,7 +25,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::config::IdLists;
-use crate::identity::IdType;
+pub use crate::ids::{IdType, ListKind, Source};
 
 /// Buckets per type for dynamic (admin / detected) entries.
 pub const DYN_BUCKETS: u32 = 4096;
@@ -46,79 +46,21 @@ pub trait Store {
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
 }
 
-/// Which list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ListKind {
-    Deny,
-    Allow,
-}
-
-impl ListKind {
-    /// Name used in the admin API and records.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ListKind::Deny => "deny_list",
-            ListKind::Allow => "allow_list",
-        }
-    }
-    fn idx(self) -> usize {
-        match self {
-            ListKind::Deny => 0,
-            ListKind::Allow => 1,
-        }
-    }
-    fn prefix(self) -> &'static str {
-        match self {
-            ListKind::Deny => "d",
-            ListKind::Allow => "a",
-        }
-    }
-}
-
-/// Where an entry came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Source {
-    Config,
-    AttackList,
-    Admin,
-    Detected,
-}
-
-impl Source {
-    /// Name used in the admin API, records and stats.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Config => "config",
-            Source::AttackList => "attack_list",
-            Source::Admin => "admin",
-            Source::Detected => "detected",
-        }
-    }
-    fn code(self) -> u8 {
-        match self {
-            Source::Config => 0,
-            Source::AttackList => 1,
-            Source::Admin => 2,
-            Source::Detected => 3,
-        }
-    }
-    fn from_code(c: u8) -> Source {
-        match c {
-            1 => Source::AttackList,
-            2 => Source::Admin,
-            3 => Source::Detected,
-            _ => Source::Config,
-        }
-    }
-}
-
 fn type_idx(t: IdType) -> usize {
-    match t {
-        IdType::Ip => 0,
-        IdType::Token => 1,
-        IdType::ApiKey => 2,
-        IdType::Cookie => 3,
-        IdType::Username => 4,
+    t.index()
+}
+
+fn list_idx(l: ListKind) -> usize {
+    match l {
+        ListKind::Deny => 0,
+        ListKind::Allow => 1,
+    }
+}
+
+fn list_prefix(l: ListKind) -> &'static str {
+    match l {
+        ListKind::Deny => "d",
+        ListKind::Allow => "a",
     }
 }
 
@@ -321,7 +263,7 @@ fn push_u32(out: &mut String, n: u32) {
 fn dyn_key(list: ListKind, t: IdType, bucket: u32) -> String {
     let mut k = String::with_capacity(24);
     k.push_str("aw:");
-    k.push_str(list.prefix());
+    k.push_str(list_prefix(list));
     k.push(':');
     k.push_str(t.as_str());
     k.push(':');
@@ -357,7 +299,7 @@ impl ConfigLists {
             for t in IdType::ALL {
                 if let Some(set) = c
                     .sets
-                    .get_mut(list.idx())
+                    .get_mut(list_idx(list))
                     .and_then(|l| l.get_mut(type_idx(t)))
                 {
                     set.extend(src.get(t).iter().cloned());
@@ -368,7 +310,9 @@ impl ConfigLists {
     }
 
     fn set(&self, list: ListKind, t: IdType) -> Option<&FnvSet> {
-        self.sets.get(list.idx()).and_then(|l| l.get(type_idx(t)))
+        self.sets
+            .get(list_idx(list))
+            .and_then(|l| l.get(type_idx(t)))
     }
 
     /// Is `value` in the configured list?
@@ -509,7 +453,7 @@ impl<'a, S: Store> Lookup<'a, S> {
         let meta = self.meta();
         let dyn_count = meta
             .dyn_count
-            .get(list.idx())
+            .get(list_idx(list))
             .and_then(|l| l.get(ti))
             .copied()
             .unwrap_or(0);
@@ -675,7 +619,7 @@ fn adjust_dyn_count(store: &impl Store, list: ListKind, t: IdType, delta: i64) {
     Meta::update(store, |m| {
         if let Some(c) = m
             .dyn_count
-            .get_mut(list.idx())
+            .get_mut(list_idx(list))
             .and_then(|l| l.get_mut(type_idx(t)))
         {
             *c = (i64::from(*c) + delta).clamp(0, i64::from(u32::MAX)) as u32;
@@ -688,7 +632,7 @@ pub fn dyn_entries(store: &impl Store, list: ListKind, t: IdType, now: u64) -> V
     let (meta, _) = Meta::load(store);
     if meta
         .dyn_count
-        .get(list.idx())
+        .get(list_idx(list))
         .and_then(|l| l.get(type_idx(t)))
         .copied()
         .unwrap_or(0)

@@ -6,12 +6,13 @@ use std::borrow::Cow;
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::decision::Decision;
-use crate::identity::Identity;
-use crate::request::RequestView;
+use crate::jwt::AccessToken;
+use crate::pipeline::Outcome;
+use crate::request::Request;
 use crate::services::Redact;
 
 /// Where the request sits under its API (owned, so it outlives the borrowed configuration).
@@ -35,18 +36,16 @@ pub struct ClientCert {
 /// Everything known about one request/response exchange when the record is written.
 #[derive(Debug, Clone, Default)]
 pub struct Exchange {
-    pub request: RequestView,
+    /// The request, parsed once.
+    pub request: Request,
     /// Request start, Unix milliseconds; 0 when the filter never saw the request headers (Envoy
     /// answered the request itself, e.g. a 400 for a malformed request or a 431 for oversized
     /// headers): the record then takes `end_ms` as its timestamp and a duration of 0.
     pub start_ms: u64,
     /// Time the record is written, Unix milliseconds.
     pub end_ms: u64,
-    pub api: Option<MatchInfo>,
-    pub identity: Identity,
-    pub decision: Option<Decision>,
-    /// True for admin API requests (answered locally, never forwarded).
-    pub admin: bool,
+    /// What the pipeline learned (API, identity, decision, admin).
+    pub outcome: Outcome,
     pub response_status: Option<u16>,
     pub response_headers: Vec<(String, String)>,
     pub bytes_in: u64,
@@ -85,45 +84,15 @@ const CREDENTIAL_HEADERS: [&str; 4] = [
 ];
 
 /// Lowercase header name → array of values, pseudo-headers left out; `authorization`,
-/// `proxy-authorization`, `cookie` and `set-cookie` values follow the redaction mode.
-pub fn header_map(headers: &[(String, String)], mode: Redact) -> Map<String, Value> {
-    header_map_with(headers, mode, &[])
-}
-
-/// [`header_map`], also redacting any value that carries one of the captured credentials
-/// `secrets` (an API key header, a JWT in a custom header). The admin key is never written as
-/// is: it is hashed even with [`Redact::None`].
-fn header_map_with(
-    headers: &[(String, String)],
-    mode: Redact,
-    secrets: &[&str],
-) -> Map<String, Value> {
-    let mut m = Map::new();
-    for (k, v) in headers {
-        if k.starts_with(':') {
-            continue;
-        }
-        let name = k.to_ascii_lowercase();
-        let value = if name == crate::admin::KEY_HEADER {
-            redact(
-                if mode == Redact::None {
-                    Redact::Hash
-                } else {
-                    mode
-                },
-                v,
-            )
-        } else if CREDENTIAL_HEADERS.contains(&name.as_str()) || is_secret(v, secrets) {
-            redact(mode, v)
-        } else {
-            Some(v.clone())
-        };
-        let Some(value) = value else { continue };
-        if let Value::Array(a) = m.entry(name).or_insert_with(|| Value::Array(Vec::new())) {
-            a.push(Value::String(value));
-        }
-    }
-    m
+/// `proxy-authorization`, `cookie` and `set-cookie` values follow the redaction mode and the admin
+/// key is always hashed: the record's own header serializer, as a JSON value.
+pub fn header_map(headers: &[(String, String)], mode: Redact) -> Value {
+    serde_json::to_value(Headers {
+        headers,
+        mode,
+        secrets: &[],
+    })
+    .unwrap_or(Value::Null)
 }
 
 /// The credentials identification captured (token, API key, cookie, access token): wherever
@@ -132,12 +101,12 @@ fn secrets(x: &Exchange, mode: Redact) -> Vec<&str> {
     if mode == Redact::None {
         return Vec::new();
     }
-    let c = &x.identity.client;
+    let c = &x.outcome.identity.client;
     let mut out: Vec<&str> = [&c.token, &c.api_key, &c.cookie]
         .into_iter()
         .filter_map(|v| v.as_deref())
         .collect();
-    if let Some(at) = &x.identity.access_token {
+    if let Some(at) = &x.outcome.identity.access_token {
         out.push(at.access_token.as_str());
     }
     out.retain(|s| !s.is_empty());
@@ -218,6 +187,7 @@ pub fn build(x: &Exchange, mode: Redact) -> String {
     // access token), so the buffer rarely grows.
     let header_bytes: usize = x
         .request
+        .view
         .headers
         .iter()
         .chain(&x.response_headers)
@@ -248,13 +218,94 @@ struct Record<'a> {
 
 impl<'a> Record<'a> {
     fn new(x: &'a Exchange, mode: Redact, secrets: &'a [&'a str]) -> Record<'a> {
-        let req = &x.request;
-        let c = &x.identity.client;
+        let o = &x.outcome;
         let start_ms = if x.start_ms == 0 {
             x.end_ms
         } else {
             x.start_ms
         };
+        Record {
+            action: Action(&x.request.view.method),
+            service: o.api.as_ref().map(|m| m.name.as_str()),
+            domain: None,
+            identity_provider: o.identity.identity_provider.as_deref(),
+            attributes: Attributes::new(x, mode, secrets),
+            ase: AseSection::new(o, mode),
+            timestamp: timestamp(start_ms),
+            duration_ms: x.end_ms.saturating_sub(start_ms),
+            bytes_in: x.bytes_in,
+            bytes_out: x.bytes_out,
+        }
+    }
+}
+
+impl<'a> Attributes<'a> {
+    fn new(x: &'a Exchange, mode: Redact, secrets: &'a [&'a str]) -> Attributes<'a> {
+        let req = &x.request.view;
+        let o = &x.outcome;
+        Attributes {
+            ip: o.identity.client.ip.as_deref(),
+            uri: if secrets.is_empty() {
+                Cow::Borrowed(req.path.as_str())
+            } else {
+                Cow::Owned(redact_uri(&req.path, mode, secrets))
+            },
+            resource_path: o.api.as_ref().map(|m| m.trailing_path.as_str()),
+            query: Query {
+                params: &x.request.query,
+                mode,
+                secrets,
+            },
+            request_headers: Headers {
+                headers: &req.headers,
+                mode,
+                secrets,
+            },
+            correlation_id: req.header("x-request-id"),
+            access_token: o
+                .identity
+                .access_token
+                .as_ref()
+                .map(|at| token_out(at, mode)),
+            client_certificate: x.client_cert.as_ref().map(|c| Cert {
+                subject: c.subject.as_deref(),
+                issuer: c.issuer.as_deref(),
+                not_before: c.not_before.as_deref(),
+                not_after: c.not_after.as_deref(),
+                valid: c.valid,
+            }),
+            response_status: x.response_status,
+            response_headers: Headers {
+                headers: &x.response_headers,
+                mode,
+                secrets,
+            },
+            gateway: Gateway {
+                base_path: o.api.as_ref().map(|m| m.base_path.as_str()),
+                trailing_path: o.api.as_ref().map(|m| m.trailing_path.as_str()),
+            },
+        }
+    }
+}
+
+/// The access token as written: borrowed as is, or with its `access_token` redacted.
+fn token_out(at: &AccessToken, mode: Redact) -> TokenOut<'_> {
+    if mode == Redact::None {
+        return TokenOut::Borrowed(at);
+    }
+    let mut v = serde_json::to_value(at).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        match redact(mode, &at.access_token) {
+            Some(r) => o.insert("access_token".into(), Value::String(r)),
+            None => o.remove("access_token"),
+        };
+    }
+    TokenOut::Owned(v)
+}
+
+impl<'a> AseSection<'a> {
+    fn new(o: &'a Outcome, mode: Redact) -> AseSection<'a> {
+        let c = &o.identity.client;
         let sensitive = |v: &'a Option<String>| -> Option<Cow<'a, str>> {
             let v = v.as_deref()?;
             match mode {
@@ -262,83 +313,23 @@ impl<'a> Record<'a> {
                 _ => redact(mode, v).map(Cow::Owned),
             }
         };
-        let d = x.decision.as_ref();
-        Record {
-            action: Action(&req.method),
-            service: x.api.as_ref().map(|m| m.name.as_str()),
-            domain: None,
-            identity_provider: x.identity.identity_provider.as_deref(),
-            attributes: Attributes {
+        let d = o.decision.as_ref();
+        AseSection {
+            api: o.api.as_ref().map(|m| m.name.as_str()),
+            decision: d.map_or("allow", |d| d.verdict.as_str()),
+            reason: d.and_then(Decision::reason),
+            would_block: d.and_then(Decision::would_block),
+            list_source: d.and_then(|d| d.source).map(|s| s.as_str()),
+            admin: o.admin,
+            client: ClientOut {
                 ip: c.ip.as_deref(),
-                uri: if secrets.is_empty() {
-                    Cow::Borrowed(req.path.as_str())
-                } else {
-                    Cow::Owned(redact_uri(&req.path, mode, secrets))
-                },
-                resource_path: x.api.as_ref().map(|m| m.trailing_path.as_str()),
-                query: Query {
-                    params: crate::parse::query_params(&req.path),
-                    mode,
-                    secrets,
-                },
-                request_headers: Headers {
-                    headers: &req.headers,
-                    mode,
-                    secrets,
-                },
-                correlation_id: req.header("x-request-id"),
-                access_token: x.identity.access_token.as_ref().map(|at| match mode {
-                    Redact::None => TokenOut::Borrowed(at),
-                    _ => {
-                        let mut v = serde_json::to_value(at).unwrap_or(Value::Null);
-                        if let Some(o) = v.as_object_mut() {
-                            match redact(mode, &at.access_token) {
-                                Some(r) => o.insert("access_token".into(), Value::String(r)),
-                                None => o.remove("access_token"),
-                            };
-                        }
-                        TokenOut::Owned(v)
-                    }
-                }),
-                client_certificate: x.client_cert.as_ref().map(|c| Cert {
-                    subject: c.subject.as_deref(),
-                    issuer: c.issuer.as_deref(),
-                    not_before: c.not_before.as_deref(),
-                    not_after: c.not_after.as_deref(),
-                    valid: c.valid,
-                }),
-                response_status: x.response_status,
-                response_headers: Headers {
-                    headers: &x.response_headers,
-                    mode,
-                    secrets,
-                },
-                gateway: Gateway {
-                    base_path: x.api.as_ref().map(|m| m.base_path.as_str()),
-                    trailing_path: x.api.as_ref().map(|m| m.trailing_path.as_str()),
-                },
+                token: sensitive(&c.token),
+                api_key: sensitive(&c.api_key),
+                cookie: sensitive(&c.cookie),
+                username: c.username.as_deref(),
+                client_id: c.client_id.as_deref(),
             },
-            ase: AseSection {
-                api: x.api.as_ref().map(|m| m.name.as_str()),
-                decision: d.map_or("allow", |d| d.verdict.as_str()),
-                reason: d.and_then(|d| d.reason.as_deref()),
-                would_block: d.and_then(|d| d.would_block.as_deref()),
-                list_source: d.and_then(|d| d.source).map(|s| s.as_str()),
-                admin: x.admin,
-                client: ClientOut {
-                    ip: c.ip.as_deref(),
-                    token: sensitive(&c.token),
-                    api_key: sensitive(&c.api_key),
-                    cookie: sensitive(&c.cookie),
-                    username: c.username.as_deref(),
-                    client_id: c.client_id.as_deref(),
-                },
-                jwt: x.identity.jwt.as_ref(),
-            },
-            timestamp: timestamp(start_ms),
-            duration_ms: x.end_ms.saturating_sub(start_ms),
-            bytes_in: x.bytes_in,
-            bytes_out: x.bytes_out,
+            jwt: o.identity.jwt.as_ref(),
         }
     }
 }
@@ -511,7 +502,7 @@ impl Serialize for Headers<'_> {
 
 /// Query parameters as name → array of values (credentials redacted).
 struct Query<'a> {
-    params: Vec<(String, String)>,
+    params: &'a [(String, String)],
     mode: Redact,
     secrets: &'a [&'a str],
 }

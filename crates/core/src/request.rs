@@ -1,4 +1,5 @@
-//! The request as the pure pipeline sees it: plain data copied once from the host. No host calls.
+//! The request as the pure pipeline sees it: the plain data copied once from the host
+//! ([`RequestView`]) and its parsed form ([`Request`]). No host calls.
 
 /// One request's headers and connection facts, as handed over by the host adapter.
 ///
@@ -57,5 +58,62 @@ impl RequestView {
         }
         v.headers = headers;
         v
+    }
+}
+
+/// The request parsed once: the raw [`RequestView`] plus what every stage reads from it — the
+/// host, the normalized path and its lax upstream reading, the decoded query pairs. Built by
+/// [`Request::parse`] before the pipeline runs and kept for the record; the admin check, the
+/// router, identification and the record all read it instead of parsing again.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// The request as received.
+    pub view: RequestView,
+    /// The `:authority`'s host ([`crate::router::authority_host`]).
+    pub host: String,
+    /// The path as [`crate::router::normalize_path`] reads it (no query, no fragment).
+    pub path: String,
+    /// The path as lax upstreams read it ([`crate::router::upstream_reading`]), when different.
+    pub upstream_path: Option<String>,
+    /// Every query parameter, in order, names and values percent-decoded
+    /// ([`crate::parse::query_params`]).
+    pub query: Vec<(String, String)>,
+}
+
+impl Request {
+    /// Parse `view` once.
+    pub fn parse(view: RequestView) -> Request {
+        let mut r = Request {
+            view,
+            ..Request::default()
+        };
+        r.reparse();
+        r
+    }
+
+    /// Recompute the parsed parts after `view` changed.
+    pub fn reparse(&mut self) {
+        self.host = crate::router::authority_host(&self.view.authority);
+        self.path = crate::router::normalize_path(&self.view.path);
+        self.upstream_path = crate::router::upstream_reading(&self.path);
+        self.query = crate::parse::query_params(&self.view.path);
+    }
+
+    /// The first header value (see [`RequestView::header`]).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.view.header(name)
+    }
+
+    /// The decoded value of the first query parameter named exactly `name`.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of cookie `name` ([`crate::parse::cookie_value`]).
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        crate::parse::cookie_value(&self.view, name)
     }
 }

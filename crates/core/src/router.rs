@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::config::{Api, Compiled};
+use crate::request::Request;
 
 /// Index from (hostname, url) to API, built once at configuration time.
 ///
@@ -136,11 +137,21 @@ impl Compiled {
     /// the longer url wins (the plain reading on a tie), so such spellings never take a request
     /// out of the API an upstream will serve it from.
     pub fn match_api(&self, authority: &str, path: &str) -> Option<ApiMatch<'_>> {
-        let host = authority_host(authority);
-        let mut normalized_path = normalize_path(path);
-        let mut index = self.router.lookup(&host, &normalized_path);
-        if let Some(alt) = upstream_reading(&normalized_path) {
-            if let Some(alt_index) = self.router.lookup(&host, &alt) {
+        let path = normalize_path(path);
+        let upstream = upstream_reading(&path);
+        self.match_parts(&authority_host(authority), &path, upstream.as_deref())
+    }
+
+    /// [`Compiled::match_api`] for a request parsed once.
+    pub fn match_request(&self, req: &Request) -> Option<ApiMatch<'_>> {
+        self.match_parts(&req.host, &req.path, req.upstream_path.as_deref())
+    }
+
+    fn match_parts(&self, host: &str, path: &str, upstream: Option<&str>) -> Option<ApiMatch<'_>> {
+        let mut normalized_path = path;
+        let mut index = self.router.lookup(host, path);
+        if let Some(alt) = upstream {
+            if let Some(alt_index) = self.router.lookup(host, alt) {
                 let url_len =
                     |i: Option<usize>| i.and_then(|i| self.apis.get(i)).map(|a| a.url.len());
                 if url_len(Some(alt_index)) > url_len(index) {
@@ -156,7 +167,7 @@ impl Compiled {
             if normalized_path == "/" {
                 String::new()
             } else {
-                normalized_path.clone()
+                normalized_path.to_string()
             }
         } else {
             normalized_path
@@ -167,7 +178,7 @@ impl Compiled {
         Some(ApiMatch {
             api,
             index,
-            normalized_path,
+            normalized_path: normalized_path.to_string(),
             base_path,
             trailing_path,
         })

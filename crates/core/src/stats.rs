@@ -2,7 +2,7 @@
 //! `wasmcustom.api_warden.*`), how a request outcome maps onto the counters, and the list-size
 //! gauges read from the list metadata. No host calls.
 
-use crate::decision::{Decision, Verdict};
+use crate::decision::{Cause, Decision, Mode, Verdict};
 use crate::identity::{IdType, Identity, JwtStatus};
 use crate::lists::{ConfigLists, ListKind, Meta};
 
@@ -34,6 +34,18 @@ pub enum Counter {
 }
 
 impl Counter {
+    /// The counter of requests blocked by `cause` (every cause has one).
+    pub fn blocked_by(cause: Cause) -> Counter {
+        match cause {
+            Cause::DenyList(IdType::Ip) => Counter::BlockedDenyIp,
+            Cause::DenyList(IdType::Token) => Counter::BlockedDenyToken,
+            Cause::DenyList(IdType::ApiKey) => Counter::BlockedDenyApiKey,
+            Cause::DenyList(IdType::Cookie) => Counter::BlockedDenyCookie,
+            Cause::DenyList(IdType::Username) => Counter::BlockedDenyUsername,
+            Cause::TokenMissing => Counter::BlockedTokenMissing,
+        }
+    }
+
     /// All counters.
     pub const ALL: [Counter; 22] = [
         Counter::RequestsTotal,
@@ -108,27 +120,16 @@ pub fn request_counters(
         out.push(Counter::RequestsAllowed);
         return out;
     };
-    if d.detect_ip.is_some() {
+    if d.detected_ip().is_some() {
         out.push(Counter::DetectedAttacks);
     }
-    if d.would_block.is_some() {
+    if d.mode == Mode::Monitored && d.cause.is_some() {
         out.push(Counter::RequestsMonitored);
     }
-    match d.verdict {
-        Verdict::Allow => out.push(Counter::RequestsAllowed),
-        Verdict::Block => {
-            out.push(Counter::RequestsBlocked);
-            out.push(match d.reason.as_deref() {
-                Some("deny_list:ip") => Counter::BlockedDenyIp,
-                Some("deny_list:token") => Counter::BlockedDenyToken,
-                Some("deny_list:api_key") => Counter::BlockedDenyApiKey,
-                Some("deny_list:cookie") => Counter::BlockedDenyCookie,
-                Some("deny_list:username") => Counter::BlockedDenyUsername,
-                Some("token_missing") => Counter::BlockedTokenMissing,
-                // A reason without its own counter is still counted in `requests.blocked`.
-                _ => return out,
-            });
-        }
+    match (d.verdict, d.cause) {
+        (Verdict::Block, Some(c)) => out.extend([Counter::RequestsBlocked, Counter::blocked_by(c)]),
+        (Verdict::Block, None) => out.push(Counter::RequestsBlocked),
+        (Verdict::Allow, _) => out.push(Counter::RequestsAllowed),
     }
     out
 }
@@ -197,13 +198,13 @@ mod tests {
     use crate::config::IdLists;
     use crate::lists::{self, Entry, Feed, MemStore, Source};
 
-    fn decision(verdict: Verdict, reason: Option<&str>, would_block: Option<&str>) -> Decision {
+    fn decision(verdict: Verdict, cause: Option<Cause>, mode: Mode) -> Decision {
         Decision {
             verdict,
-            reason: reason.map(str::to_string),
-            would_block: would_block.map(str::to_string),
+            cause,
+            mode,
             source: None,
-            detect_ip: None,
+            effects: vec![],
         }
     }
 
@@ -236,7 +237,7 @@ mod tests {
     fn request_counters_table() {
         use Counter::*;
         let id = Identity::default();
-        let block = |r: &str| decision(Verdict::Block, Some(r), None);
+        let block = |c: Cause| decision(Verdict::Block, Some(c), Mode::Enforced);
         let rows: Vec<(bool, Identity, Option<Decision>, Vec<Counter>)> = vec![
             (true, id.clone(), None, vec![RequestsTotal, RequestsAllowed]),
             (
@@ -248,39 +249,42 @@ mod tests {
             (
                 true,
                 id.clone(),
-                Some(block("deny_list:ip")),
+                Some(block(Cause::DenyList(IdType::Ip))),
                 vec![RequestsTotal, RequestsBlocked, BlockedDenyIp],
             ),
             (
                 true,
                 id.clone(),
-                Some(block("deny_list:token")),
+                Some(block(Cause::DenyList(IdType::Token))),
                 vec![RequestsTotal, RequestsBlocked, BlockedDenyToken],
             ),
             (
                 true,
                 id.clone(),
-                Some(block("deny_list:api_key")),
+                Some(block(Cause::DenyList(IdType::ApiKey))),
                 vec![RequestsTotal, RequestsBlocked, BlockedDenyApiKey],
             ),
             (
                 true,
                 id.clone(),
-                Some(block("deny_list:cookie")),
+                Some(block(Cause::DenyList(IdType::Cookie))),
                 vec![RequestsTotal, RequestsBlocked, BlockedDenyCookie],
             ),
             (
                 true,
                 id.clone(),
-                Some(block("deny_list:username")),
+                Some(block(Cause::DenyList(IdType::Username))),
                 vec![RequestsTotal, RequestsBlocked, BlockedDenyUsername],
             ),
             (
                 true,
                 id.clone(),
                 Some(Decision {
-                    detect_ip: Some("1.2.3.4".into()),
-                    ..block("token_missing")
+                    effects: vec![crate::decision::Effect::AddDetected {
+                        id_type: IdType::Ip,
+                        value: "1.2.3.4".into(),
+                    }],
+                    ..block(Cause::TokenMissing)
                 }),
                 vec![
                     RequestsTotal,
@@ -292,19 +296,21 @@ mod tests {
             (
                 true,
                 id.clone(),
-                Some(block("something_new")),
-                vec![RequestsTotal, RequestsBlocked],
-            ),
-            (
-                true,
-                id.clone(),
-                Some(decision(Verdict::Allow, None, Some("deny_list:ip"))),
+                Some(decision(
+                    Verdict::Allow,
+                    Some(Cause::DenyList(IdType::Ip)),
+                    Mode::Monitored,
+                )),
                 vec![RequestsTotal, RequestsMonitored, RequestsAllowed],
             ),
             (
                 true,
                 id.clone(),
-                Some(decision(Verdict::Allow, Some("allow_list:ip"), None)),
+                Some(decision(
+                    Verdict::Allow,
+                    Some(Cause::DenyList(IdType::Ip)),
+                    Mode::AllowListed(IdType::Ip),
+                )),
                 vec![RequestsTotal, RequestsAllowed],
             ),
             (

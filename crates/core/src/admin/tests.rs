@@ -26,7 +26,7 @@ fn call(
     let req = AdminRequest {
         method,
         path: &norm,
-        raw_path: path,
+        query: &crate::parse::query_params(path),
         key,
         body: body.as_bytes(),
     };
@@ -215,7 +215,7 @@ fn ttl_counts_from_the_millisecond_and_rounds_up() {
     let req = AdminRequest {
         method: "POST",
         path: "/_api_warden/deny_list",
-        raw_path: "/_api_warden/deny_list",
+        query: &crate::parse::query_params("/_api_warden/deny_list"),
         key: KEY,
         body: br#"{"type": "token", "value": "t", "ttl_s": 1}"#,
     };
@@ -345,7 +345,7 @@ fn an_empty_change_is_a_400_that_says_what_to_do() {
     let req = AdminRequest {
         method: "POST",
         path: "/_api_warden/deny_list",
-        raw_path: "/_api_warden/deny_list",
+        query: &crate::parse::query_params("/_api_warden/deny_list"),
         key: KEY,
         body: b"",
     };

@@ -89,19 +89,19 @@ fn table() {
                         if let Some(a) = allowed {
                             assert_eq!(d.verdict, Verdict::Allow, "{case}");
                             assert_eq!(
-                                d.reason,
+                                d.reason().map(str::to_string),
                                 Some(format!("allow_list:{}", a.as_str())),
                                 "{case}"
                             );
-                            assert_eq!(d.would_block, None, "{case}");
+                            assert_eq!(d.would_block(), None, "{case}");
                         } else if firewall && blocking {
                             assert_eq!(d.verdict, Verdict::Block, "{case}");
-                            assert_eq!(d.reason, Some(cause), "{case}");
+                            assert_eq!(d.reason(), Some(cause.as_str()), "{case}");
                             assert_eq!(d.source, Some(src), "{case}");
                         } else {
                             assert_eq!(d.verdict, Verdict::Allow, "{case}");
-                            assert_eq!(d.reason, None, "{case}");
-                            assert_eq!(d.would_block, Some(cause), "{case}");
+                            assert_eq!(d.reason(), None, "{case}");
+                            assert_eq!(d.would_block(), Some(cause.as_str()), "{case}");
                         }
                     }
                 }
@@ -123,7 +123,7 @@ fn first_cause_in_identifier_order_wins() {
         Source::Config,
     );
     let d = decide(Some(&api(true)), &ase(true), &c, &l);
-    assert_eq!(d.reason.as_deref(), Some("deny_list:token"));
+    assert_eq!(d.reason(), Some("deny_list:token"));
 }
 
 #[test]
@@ -140,7 +140,7 @@ fn a_decoded_cookie_is_checked_against_the_deny_list_only() {
     );
     let d = decide(Some(&api(true)), &ase(true), &c, &l);
     assert_eq!(d.verdict, Verdict::Block);
-    assert_eq!(d.reason.as_deref(), Some("deny_list:cookie"));
+    assert_eq!(d.reason(), Some("deny_list:cookie"));
     assert_eq!(d.source, Some(Source::AttackList));
     // The raw value is checked too (the feed lists cookies as ASE saw them).
     let mut l = Lists::default();
@@ -169,7 +169,7 @@ fn a_decoded_cookie_is_checked_against_the_deny_list_only() {
         Source::Config,
     );
     let d = decide(Some(&api(true)), &ase(true), &c, &l);
-    assert_eq!(d.reason.as_deref(), Some("deny_list:ip"));
+    assert_eq!(d.reason(), Some("deny_list:ip"));
 }
 
 #[test]
@@ -197,14 +197,14 @@ fn mandatory_token() {
     c.token = None;
     let d = decide(Some(&a), &ase(true), &c, &Lists::default());
     assert_eq!(d.verdict, Verdict::Block);
-    assert_eq!(d.reason.as_deref(), Some("token_missing"));
-    assert_eq!(d.detect_ip.as_deref(), Some("192.0.2.1"));
+    assert_eq!(d.reason(), Some("token_missing"));
+    assert_eq!(d.detected_ip(), Some("192.0.2.1"));
     // Detection off: still blocked, nothing recorded.
     let mut s = ase(true);
     s.enable_ase_detected_attack = false;
     let d = decide(Some(&a), &s, &c, &Lists::default());
     assert_eq!(d.verdict, Verdict::Block);
-    assert_eq!(d.detect_ip, None);
+    assert_eq!(d.detected_ip(), None);
     // Without oauth2_access_token the flag means nothing.
     a.oauth2_access_token = false;
     assert_eq!(
@@ -220,7 +220,7 @@ fn mandatory_token() {
     // Monitor mode.
     let d = decide(Some(&a), &ase(false), &c, &Lists::default());
     assert_eq!(d.verdict, Verdict::Allow);
-    assert_eq!(d.would_block.as_deref(), Some("token_missing"));
+    assert_eq!(d.would_block(), Some("token_missing"));
     // Allow list beats a missing token.
     let mut l = Lists::default();
     l.0.insert(
@@ -229,7 +229,7 @@ fn mandatory_token() {
     );
     let d = decide(Some(&a), &ase(true), &c, &l);
     assert_eq!(d.verdict, Verdict::Allow);
-    assert_eq!(d.detect_ip, None);
+    assert_eq!(d.detected_ip(), None);
 }
 
 #[test]
@@ -242,10 +242,10 @@ fn monitor_mode_never_records_a_detected_attack() {
         a.enable_blocking = blocking;
         let d = decide(Some(&a), &ase(firewall), &c, &Lists::default());
         assert_eq!(d.verdict, Verdict::Allow, "fw={firewall} blk={blocking}");
-        assert_eq!(d.would_block.as_deref(), Some("token_missing"));
-        assert_eq!(d.detect_ip, None, "fw={firewall} blk={blocking}");
+        assert_eq!(d.would_block(), Some("token_missing"));
+        assert_eq!(d.detected_ip(), None, "fw={firewall} blk={blocking}");
     }
     a.enable_blocking = true;
     let d = decide(Some(&a), &ase(true), &c, &Lists::default());
-    assert_eq!(d.detect_ip.as_deref(), Some("192.0.2.1"));
+    assert_eq!(d.detected_ip(), Some("192.0.2.1"));
 }

@@ -9,6 +9,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::request::{Request, RequestView};
 
 const NOW: i64 = 1_700_000_000;
 
@@ -38,8 +39,8 @@ fn jwt_api(location: JwtLocation) -> Api {
     }
 }
 
-fn req(path: &str, headers: &[(&str, &str)]) -> RequestView {
-    RequestView {
+fn req(path: &str, headers: &[(&str, &str)]) -> Request {
+    Request::parse(RequestView {
         method: "GET".into(),
         path: path.into(),
         authority: "shop.example.com".into(),
@@ -49,7 +50,7 @@ fn req(path: &str, headers: &[(&str, &str)]) -> RequestView {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         peer: Some("10.0.0.1:5678".into()),
-    }
+    })
 }
 
 fn xff(hops: u32) -> Ase {
@@ -68,7 +69,7 @@ fn unsigned(claims: &Value) -> String {
 }
 
 /// Identify with default ASE settings at [`NOW`].
-fn run(r: &RequestView, a: &Api) -> Identity {
+fn run(r: &Request, a: &Api) -> Identity {
     identify(r, Some(a), &Ase::default(), NOW)
 }
 
@@ -106,7 +107,7 @@ fn client_ip() {
     for (peer, xffs, ase, want) in rows {
         let headers: Vec<(&str, &str)> = xffs.iter().map(|v| ("x-forwarded-for", *v)).collect();
         let mut r = req("/", &headers);
-        r.peer = peer.map(str::to_string);
+        r.view.peer = peer.map(str::to_string);
         for a in [None, Some(&api())] {
             let id = identify(&r, a, ase, NOW);
             assert_eq!(id.client.ip.as_deref(), *want, "{peer:?} {xffs:?} {ase:?}");
@@ -669,7 +670,7 @@ fn weird_input_never_panics() {
             ("x-forwarded-for", w),
         ];
         let mut r = req(&path, &headers);
-        r.peer = Some(w.to_string());
+        r.view.peer = Some(w.to_string());
         for loc in &locations {
             let mut a = full.clone();
             if let Some(j) = a.jwt.as_mut() {

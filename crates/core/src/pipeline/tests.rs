@@ -9,8 +9,10 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::identity::IdType;
 use crate::lists::MemStore;
 use crate::record::{self, Exchange};
+use crate::request::RequestView;
 use crate::services::Redact;
 
 const NOW_MS: u64 = 1_700_000_000_000;
@@ -56,7 +58,11 @@ fn jwt(claims: Value) -> String {
     )
 }
 
-fn req(method: &str, path: &str, peer: &str, headers: &[(&str, &str)]) -> RequestView {
+fn req(method: &str, path: &str, peer: &str, headers: &[(&str, &str)]) -> Request {
+    Request::parse(view(method, path, peer, headers))
+}
+
+fn view(method: &str, path: &str, peer: &str, headers: &[(&str, &str)]) -> RequestView {
     let mut all = vec![
         (":method".to_string(), method.to_string()),
         (":path".to_string(), path.to_string()),
@@ -67,12 +73,21 @@ fn req(method: &str, path: &str, peer: &str, headers: &[(&str, &str)]) -> Reques
     RequestView::from_headers(all, Some(format!("{peer}:40000")))
 }
 
-fn get(path: &str, peer: &str, headers: &[(&str, &str)]) -> RequestView {
+fn get(path: &str, peer: &str, headers: &[(&str, &str)]) -> Request {
     req("GET", path, peer, headers)
 }
 
-fn run(rt: &Runtime, r: &RequestView, store: &MemStore) -> (Outcome, Step) {
-    on_request_headers(rt, r, true, store, NOW_MS)
+/// The pipeline as the adapter drives it: the step, then the decision's effects carried out.
+fn run(rt: &Runtime, r: &Request, store: &MemStore) -> (Outcome, Step) {
+    run_at(rt, r, store, NOW_MS)
+}
+
+fn run_at(rt: &Runtime, r: &Request, store: &MemStore, now_ms: u64) -> (Outcome, Step) {
+    let (o, step) = on_request_headers(rt, r, true, store, now_ms);
+    for e in o.effects() {
+        carry_out(rt, e, store, now_ms).unwrap();
+    }
+    (o, step)
 }
 
 fn blocked() -> Step {
@@ -84,11 +99,11 @@ fn blocked() -> Step {
 }
 
 fn reason(o: &Outcome) -> Option<&str> {
-    o.decision.as_ref().and_then(|d| d.reason.as_deref())
+    o.decision.as_ref().and_then(Decision::reason)
 }
 
 fn would_block(o: &Outcome) -> Option<&str> {
-    o.decision.as_ref().and_then(|d| d.would_block.as_deref())
+    o.decision.as_ref().and_then(Decision::would_block)
 }
 
 fn verdict(o: &Outcome) -> Option<Verdict> {
@@ -100,15 +115,12 @@ fn detected(store: &MemStore, now_ms: u64) -> Vec<Entry> {
 }
 
 /// The record the adapter would write for this outcome (must always be valid JSON).
-fn record_of(r: &RequestView, o: &Outcome) -> Value {
+fn record_of(r: &Request, o: &Outcome) -> Value {
     let x = Exchange {
         request: r.clone(),
         start_ms: NOW_MS,
         end_ms: NOW_MS + 1,
-        api: o.api.clone(),
-        identity: o.identity.clone(),
-        decision: o.decision.clone(),
-        admin: o.admin,
+        outcome: o.clone(),
         ..Exchange::default()
     };
     serde_json::from_str(&record::build(&x, Redact::Hash)).unwrap()
@@ -116,7 +128,7 @@ fn record_of(r: &RequestView, o: &Outcome) -> Value {
 
 struct Row {
     name: &'static str,
-    req: RequestView,
+    req: Request,
     api: Option<&'static str>,
     step: Step,
     verdict: Verdict,
@@ -341,7 +353,7 @@ fn decisions_table() {
             "{n}"
         );
         assert!(!o.admin, "{n}");
-        let ip = row.req.peer.as_deref().and_then(crate::parse::ip_text);
+        let ip = row.req.view.peer.as_deref().and_then(crate::parse::ip_text);
         assert_eq!(o.identity.client.ip, ip, "{n}");
         // Only a blocking token_missing deny-lists the client.
         let wrote = !detected(&store, NOW_MS).is_empty();
@@ -453,7 +465,7 @@ fn token_missing_deny_lists_the_ip_for_the_next_request() {
     assert_eq!(step, blocked());
     assert_eq!(reason(&o), Some("token_missing"));
     assert_eq!(
-        o.decision.as_ref().and_then(|d| d.detect_ip.as_deref()),
+        o.decision.as_ref().and_then(Decision::detected_ip),
         Some(ip)
     );
     let entries = detected(&store, NOW_MS);
@@ -489,7 +501,7 @@ fn detected_entries_expire_after_the_ttl() {
     let rt = runtime_with(json!({"detected_attack_ttl_s": 60}));
     let store = MemStore::default();
     let ip = "198.51.100.11";
-    on_request_headers(&rt, &get("/bank/a", ip, &[]), true, &store, NOW_MS);
+    run(&rt, &get("/bank/a", ip, &[]), &store);
     let entries = detected(&store, NOW_MS);
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].expires_at, NOW_MS / 1000 + 60);
@@ -516,14 +528,14 @@ fn no_client_ip_means_nothing_to_deny_list() {
     let rt = runtime();
     let store = MemStore::default();
     let mut r = get("/bank/a", "198.51.100.13", &[]);
-    r.peer = None;
+    r.view.peer = None;
     let (o, step) = run(&rt, &r, &store);
     assert_eq!(step, blocked());
     assert_eq!(o.identity.client.ip, None);
     assert!(detected(&store, NOW_MS).is_empty());
 }
 
-fn admin_req(method: &str, path: &str, key: Option<&str>) -> RequestView {
+fn admin_req(method: &str, path: &str, key: Option<&str>) -> Request {
     let h: Vec<(&str, &str)> = key.map(|k| (admin::KEY_HEADER, k)).into_iter().collect();
     req(method, path, "127.0.0.1", &h)
 }
@@ -587,7 +599,7 @@ fn admin_get_with_end_of_stream_replies_at_once() {
     for (r, want) in rows {
         let (o, step) = run(&rt, &r, &store);
         assert!(o.admin, "{}", r.path);
-        assert_eq!(reply_json(&step).0, want, "{} {}", r.method, r.path);
+        assert_eq!(reply_json(&step).0, want, "{} {}", r.view.method, r.path);
     }
 }
 
@@ -767,23 +779,23 @@ fn hostile_requests() -> Vec<RequestView> {
     let mut out = vec![
         RequestView::default(),
         RequestView::from_headers(Vec::new(), None),
-        req("", "", "", &[]),
-        req("GET", "no-slash", "not-an-ip", &[]),
-        req("GET", "/shop/%", "[::1", &[]),
-        req(
+        view("", "", "", &[]),
+        view("GET", "no-slash", "not-an-ip", &[]),
+        view("GET", "/shop/%", "[::1", &[]),
+        view(
             "GET",
             "/shop/%ff%fe?%ff=%fe&\u{FFFD}=\u{FFFD}",
             "[::1]",
             &[],
         ),
-        req("GET", "//../../shop/../../..", "::ffff:1.2.3.4", &[]),
-        req(
+        view("GET", "//../../shop/../../..", "::ffff:1.2.3.4", &[]),
+        view(
             "GET",
             &format!("/shop/{huge}?k={huge}"),
             "198.51.100.1",
             &[],
         ),
-        req(
+        view(
             "GET",
             "/shop/a",
             "198.51.100.1",
@@ -794,8 +806,8 @@ fn hostile_requests() -> Vec<RequestView> {
                 ("x-api-key", &huge),
             ],
         ),
-        req("GET", "/shop/a", "198.51.100.1", &[("x-jwt", &huge_jwt)]),
-        req(
+        view("GET", "/shop/a", "198.51.100.1", &[("x-jwt", &huge_jwt)]),
+        view(
             "GET",
             "/shop/a",
             "198.51.100.1",
@@ -809,13 +821,13 @@ fn hostile_requests() -> Vec<RequestView> {
                 ("cookie", "session=\""),
             ],
         ),
-        req(
+        view(
             "GET",
             "/watch/a?key=&key=%&access_token=",
             "198.51.100.1",
             &[("x-user", "\u{FFFD}"), ("x-forwarded-for", ",,,")],
         ),
-        req(
+        view(
             "\u{FFFD}",
             "/_api_warden/deny_list?limit=-1&type=\u{FFFD}",
             "1.1.1.1",
@@ -867,7 +879,7 @@ fn hostile_requests() -> Vec<RequestView> {
 fn hostile_input_never_panics_and_always_yields_a_record() {
     let rt = runtime();
     let store = MemStore::default();
-    for r in hostile_requests() {
+    for r in hostile_requests().into_iter().map(Request::parse) {
         for eos in [true, false] {
             let (o, step) = on_request_headers(&rt, &r, eos, &store, NOW_MS);
             match &step {
@@ -876,9 +888,10 @@ fn hostile_input_never_panics_and_always_yields_a_record() {
                     assert!(o.admin || *status == 403, "{status} for {:?}", r.path)
                 }
                 Step::AwaitAdminBody => assert!(o.admin && !eos),
+                Step::Call(_) => panic!("no external service is configured"),
             }
             if o.admin {
-                let reply = admin_body(&rt, &r, r.path.as_bytes(), &store, NOW_MS);
+                let reply = admin_body(&rt, &r, r.view.path.as_bytes(), &store, NOW_MS);
                 assert!((200..600).contains(&reply.status));
             }
             let v = record_of(&r, &o);
@@ -915,14 +928,14 @@ fn owner_runtime(ase: &str) -> Runtime {
     Runtime::load(cfg.as_bytes()).unwrap()
 }
 
-fn owner_get(path: &str, headers: &[(&str, &str)]) -> RequestView {
+fn owner_get(path: &str, headers: &[(&str, &str)]) -> Request {
     let mut h = vec![
         (":method".to_string(), "GET".to_string()),
         (":path".to_string(), path.to_string()),
         (":authority".to_string(), "shop.example".to_string()),
     ];
     h.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    RequestView::from_headers(h, Some("192.0.2.10:4000".into()))
+    Request::parse(RequestView::from_headers(h, Some("192.0.2.10:4000".into())))
 }
 
 #[test]
@@ -930,18 +943,15 @@ fn a_detected_entry_lives_at_least_detected_attack_ttl_s() {
     let rt = owner_runtime(r#"{"detected_attack_ttl_s": 1}"#);
     let store = MemStore::default();
     // Detected at 1000.999 s.
-    let (out, step) = on_request_headers(&rt, &owner_get("/api/x", &[]), true, &store, 1_000_999);
+    let (out, step) = run_at(&rt, &owner_get("/api/x", &[]), &store, 1_000_999);
     assert!(matches!(step, Step::Reply { status: 403, .. }), "{step:?}");
-    assert_eq!(
-        out.decision.unwrap().reason.as_deref(),
-        Some("token_missing")
-    );
+    assert_eq!(out.decision.unwrap().reason(), Some("token_missing"));
     let with_token = owner_get("/api/y", &[("authorization", "Bearer t")]);
-    let (out, _) = on_request_headers(&rt, &with_token, true, &store, 1_001_500);
+    let (out, _) = run_at(&rt, &with_token, &store, 1_001_500);
     let d = out.decision.unwrap();
-    assert_eq!(d.reason.as_deref(), Some("deny_list:ip"));
+    assert_eq!(d.reason(), Some("deny_list:ip"));
     assert_eq!(d.source, Some(Source::Detected));
-    let (out, step) = on_request_headers(&rt, &with_token, true, &store, 1_002_000);
+    let (out, step) = run_at(&rt, &with_token, &store, 1_002_000);
     assert_eq!(step, Step::Continue);
     assert_eq!(out.decision.unwrap().verdict, Verdict::Allow);
 }
@@ -952,10 +962,7 @@ fn monitor_mode_adds_no_detected_entry() {
     let store = MemStore::default();
     let (out, step) = on_request_headers(&rt, &owner_get("/api/x", &[]), true, &store, 5_000);
     assert_eq!(step, Step::Continue);
-    assert_eq!(
-        out.decision.unwrap().would_block.as_deref(),
-        Some("token_missing")
-    );
+    assert_eq!(out.decision.unwrap().would_block(), Some("token_missing"));
     let (out, _) = on_request_headers(
         &rt,
         &owner_get("/api/y", &[("authorization", "Bearer t")]),
@@ -987,9 +994,115 @@ fn admin_paths_are_answered_locally_even_when_disguised() {
     let (out, step) = on_request_headers(&rt, &owner_get("/_api_wardenx", &[]), true, &store, 0);
     assert!(!out.admin);
     assert_eq!(step, Step::Continue);
-    // A POST with a body waits for it.
-    let mut post = owner_get("/_api_warden/deny_list", &[]);
-    post.method = "POST".into();
+    // A POST with a body and a wrong or missing key is answered at once, from its headers.
+    for key in [None, Some("wrong")] {
+        let h: Vec<(&str, &str)> = key.map(|k| (admin::KEY_HEADER, k)).into_iter().collect();
+        let mut post = owner_get("/_api_warden/deny_list", &h);
+        post.view.method = "POST".into();
+        let (_, step) = on_request_headers(&rt, &post, false, &store, 0);
+        assert!(
+            matches!(step, Step::Reply { status: 401, .. }),
+            "{key:?}: {step:?}"
+        );
+    }
+    // With the right key it waits for the body.
+    let mut post = owner_get(
+        "/_api_warden/deny_list",
+        &[(admin::KEY_HEADER, "0123456789abcdef")],
+    );
+    post.view.method = "POST".into();
     let (_, step) = on_request_headers(&rt, &post, false, &store, 0);
     assert_eq!(step, Step::AwaitAdminBody);
+}
+
+/// A decision service for the call-and-resume tests: asked for every matched request, it blocks
+/// on 403 and lets everything else (200, other statuses, no answer) through.
+#[derive(Debug)]
+struct Checker;
+
+impl External for Checker {
+    fn request(&self, req: &Request, outcome: &Outcome) -> Option<CallRequest> {
+        let api = outcome.api.as_ref()?;
+        Some(
+            CallRequest::new("POST", "checker", "", "/check", 500)
+                .header("x-api", &api.name)
+                .body(req.view.path.clone().into_bytes()),
+        )
+    }
+
+    fn answer(&self, answer: &CallAnswer, outcome: &mut Outcome) -> Step {
+        if answer.status == Some(403) {
+            if let Some(d) = outcome.decision.as_mut() {
+                d.verdict = Verdict::Block;
+            }
+            return blocked();
+        }
+        Step::Continue
+    }
+}
+
+/// The mock host's side of a call: dispatch records the call; the test answers it.
+#[derive(Default)]
+struct MockCalls {
+    sent: std::cell::RefCell<Vec<CallRequest>>,
+}
+
+impl MockCalls {
+    /// Drive one request the way the adapter does: on `Step::Call`, "dispatch" and resume with
+    /// `answer`.
+    fn drive(&self, rt: &Runtime, r: &Request, store: &MemStore, answer: CallAnswer) -> Step {
+        let (mut o, step) = run(rt, r, store);
+        match step {
+            Step::Call(call) => {
+                self.sent.borrow_mut().push(call);
+                resume(rt, &answer, &mut o)
+            }
+            other => other,
+        }
+    }
+}
+
+#[test]
+fn a_step_can_call_out_and_resume_with_the_answer() {
+    let mut rt = runtime();
+    rt.external = Some(Box::new(Checker));
+    let store = MemStore::default();
+    let calls = MockCalls::default();
+    let status = |s: Option<u16>| CallAnswer {
+        status: s,
+        ..CallAnswer::default()
+    };
+    let r = get("/shop/items?q=1", "198.51.100.20", &[]);
+    assert_eq!(
+        calls.drive(&rt, &r, &store, status(Some(200))),
+        Step::Continue
+    );
+    assert_eq!(calls.drive(&rt, &r, &store, status(Some(403))), blocked());
+    // A timeout or a failed connection is an answer too.
+    assert_eq!(calls.drive(&rt, &r, &store, status(None)), Step::Continue);
+    {
+        let sent = calls.sent.borrow();
+        assert_eq!(sent.len(), 3);
+        assert_eq!(sent[0].cluster, "checker");
+        assert!(sent[0].headers.contains(&("x-api".into(), "shop".into())));
+        assert_eq!(sent[0].body.as_deref(), Some(&b"/shop/items?q=1"[..]));
+    }
+    // A client the local checks already block is never sent; nor is an unmatched request.
+    let denied = get("/shop/a", "192.0.2.66", &[]);
+    assert_eq!(
+        calls.drive(&rt, &denied, &store, status(Some(200))),
+        blocked()
+    );
+    let unmatched = get("/other", "198.51.100.20", &[]);
+    assert_eq!(
+        calls.drive(&rt, &unmatched, &store, status(Some(403))),
+        Step::Continue
+    );
+    assert_eq!(calls.sent.borrow().len(), 3);
+    // Without an external service, resume goes on.
+    let (mut o, _) = run(&runtime(), &r, &store);
+    assert_eq!(
+        resume(&runtime(), &status(Some(403)), &mut o),
+        Step::Continue
+    );
 }

@@ -7,10 +7,13 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::decision::{Decision, Verdict};
+use crate::decision::{Cause, Decision, Mode, Verdict};
 use crate::identity::{Client, Identity, JwtOutcome, JwtStatus};
+use crate::ids::IdType;
 use crate::jwt::AccessToken;
 use crate::lists::Source;
+use crate::pipeline::Outcome;
+use crate::request::{Request, RequestView};
 
 const TOKEN: &str = "tok-123.abc";
 const API_KEY: &str = "key-456";
@@ -57,7 +60,7 @@ fn access_token() -> AccessToken {
 /// A matched, allowed exchange with every identifier captured.
 fn exchange() -> Exchange {
     Exchange {
-        request: RequestView {
+        request: Request::parse(RequestView {
             method: "GET".into(),
             path: "/shop/items?id=1&tag=a&tag=b".into(),
             authority: "shop.example.com".into(),
@@ -73,29 +76,31 @@ fn exchange() -> Exchange {
                 ("x-request-id", "req-1"),
             ]),
             peer: Some("203.0.113.7:5555".into()),
-        },
+        }),
         start_ms: START,
         end_ms: START + 3,
-        api: Some(shop()),
-        identity: Identity {
-            client: Client {
-                ip: Some("203.0.113.7".into()),
-                token: Some(TOKEN.into()),
-                api_key: Some(API_KEY.into()),
-                cookie: Some(COOKIE.into()),
-                username: Some("alice".into()),
-                client_id: Some("app-1".into()),
-                cookie_decoded: None,
+        outcome: Outcome {
+            api: Some(shop()),
+            identity: Identity {
+                client: Client {
+                    ip: Some("203.0.113.7".into()),
+                    token: Some(TOKEN.into()),
+                    api_key: Some(API_KEY.into()),
+                    cookie: Some(COOKIE.into()),
+                    username: Some("alice".into()),
+                    client_id: Some("app-1".into()),
+                    cookie_decoded: None,
+                },
+                jwt: Some(JwtOutcome {
+                    status: JwtStatus::Ok,
+                    error: None,
+                }),
+                access_token: Some(access_token()),
+                identity_provider: Some("jwt:h:authorization:bearer".into()),
             },
-            jwt: Some(JwtOutcome {
-                status: JwtStatus::Ok,
-                error: None,
-            }),
-            access_token: Some(access_token()),
-            identity_provider: Some("jwt:h:authorization:bearer".into()),
+            decision: Some(Decision::allow()),
+            admin: false,
         },
-        decision: Some(Decision::allow()),
-        admin: false,
         response_status: Some(200),
         response_headers: hv(&[
             (":status", "200"),
@@ -192,7 +197,7 @@ fn action_is_outbound_and_the_method() {
         "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "PROPFIND",
     ] {
         let mut x = exchange();
-        x.request.method = m.into();
+        x.request.view.method = m.into();
         assert_eq!(rec(&x, Redact::None)["action"], format!("outbound-{m}"));
     }
 }
@@ -255,7 +260,7 @@ fn a_request_the_filter_never_saw_is_stamped_when_it_is_logged() {
 #[test]
 fn header_maps_group_repeats_by_lowercase_name_and_skip_pseudo_headers() {
     let mut x = exchange();
-    x.request.headers = hv(&[
+    x.request.view.headers = hv(&[
         (":method", "GET"),
         (":path", "/shop/items"),
         ("Accept", "text/html"),
@@ -292,24 +297,21 @@ fn header_map_function_shapes() {
         ("X-One", "1"),
     ]);
     let none = header_map(&h, Redact::None);
-    assert_eq!(
-        Value::Object(none),
-        json!({"set-cookie": ["a=1", "b=2"], "x-one": ["1"]})
-    );
+    assert_eq!(none, json!({"set-cookie": ["a=1", "b=2"], "x-one": ["1"]}));
     let hash = header_map(&h, Redact::Hash);
     assert_eq!(
-        Value::Object(hash),
+        hash,
         json!({"set-cookie": [sha("a=1"), sha("b=2")], "x-one": ["1"]})
     );
     let omit = header_map(&h, Redact::Omit);
-    assert_eq!(Value::Object(omit), json!({"x-one": ["1"]}));
-    assert!(header_map(&[], Redact::None).is_empty());
+    assert_eq!(omit, json!({"x-one": ["1"]}));
+    assert_eq!(header_map(&[], Redact::None), json!({}));
 }
 
 #[test]
 fn missing_request_id_and_no_headers() {
     let mut x = exchange();
-    x.request.headers.clear();
+    x.request.view.headers.clear();
     x.response_headers.clear();
     x.response_status = None;
     let v = rec(&x, Redact::None);
@@ -344,7 +346,8 @@ fn query_parameter_maps() {
     ];
     for (path, want) in rows {
         let mut x = exchange();
-        x.request.path = path.into();
+        x.request.view.path = path.into();
+        x.request.reparse();
         let v = rec(&x, Redact::None);
         assert_eq!(attr(&v, "HttpRequest.QueryParameters"), want, "{path}");
         assert_eq!(attr(&v, "HttpRequest.RequestURI"), path, "URI as received");
@@ -457,8 +460,9 @@ fn redaction_modes_cover_every_sensitive_value() {
 fn credentials_in_the_query_or_custom_headers_are_redacted_everywhere() {
     // The API key in a query parameter, the token as `access_token`, a JWT in a custom header.
     let mut x = exchange();
-    x.request.path = format!("/shop/items?id=1&key={API_KEY}&access_token={TOKEN}#frag");
-    x.request.headers = hv(&[
+    x.request.view.path = format!("/shop/items?id=1&key={API_KEY}&access_token={TOKEN}#frag");
+    x.request.reparse();
+    x.request.view.headers = hv(&[
         ("x-jwt", &format!("Bearer {TOKEN}")),
         ("x-other", "keep-me"),
         ("x-request-id", "r-1"),
@@ -466,7 +470,7 @@ fn credentials_in_the_query_or_custom_headers_are_redacted_everywhere() {
     let none = rec(&x, Redact::None);
     assert_eq!(
         attr(&none, "HttpRequest.RequestURI"),
-        Value::String(x.request.path.clone()),
+        Value::String(x.request.view.path.clone()),
         "none writes the URI as received"
     );
     assert_eq!(
@@ -514,8 +518,9 @@ fn credentials_in_the_query_or_custom_headers_are_redacted_everywhere() {
 #[test]
 fn percent_encoded_credentials_in_the_query_are_redacted() {
     let mut x = exchange();
-    x.identity.client.api_key = Some("a b/c".into());
-    x.request.path = "/shop/items?key=a%20b%2Fc".into();
+    x.outcome.identity.client.api_key = Some("a b/c".into());
+    x.request.view.path = "/shop/items?key=a%20b%2Fc".into();
+    x.request.reparse();
     let v = rec(&x, Redact::Hash);
     assert_eq!(
         attr(&v, "HttpRequest.RequestURI"),
@@ -529,8 +534,8 @@ fn percent_encoded_credentials_in_the_query_are_redacted() {
 #[test]
 fn the_admin_key_is_never_written_as_is() {
     let mut x = exchange();
-    x.admin = true;
-    x.request.headers = hv(&[(crate::admin::KEY_HEADER, "0123456789abcdef-secret")]);
+    x.outcome.admin = true;
+    x.request.view.headers = hv(&[(crate::admin::KEY_HEADER, "0123456789abcdef-secret")]);
     for (mode, want) in [
         (Redact::None, json!([sha("0123456789abcdef-secret")])),
         (Redact::Hash, json!([sha("0123456789abcdef-secret")])),
@@ -556,15 +561,15 @@ fn the_admin_key_is_never_written_as_is() {
 #[test]
 fn unmatched_request() {
     let mut x = exchange();
-    x.api = None;
-    x.identity = Identity {
+    x.outcome.api = None;
+    x.outcome.identity = Identity {
         client: Client {
             ip: Some("198.51.100.2".into()),
             ..Client::default()
         },
         ..Identity::default()
     };
-    x.decision = None;
+    x.outcome.decision = None;
     let v = rec(&x, Redact::None);
     assert_eq!(v["service"], Value::Null);
     assert_eq!(v["domain"], Value::Null);
@@ -595,7 +600,7 @@ fn unmatched_request() {
 #[test]
 fn root_api_and_base_path_only() {
     let mut x = exchange();
-    x.api = Some(MatchInfo {
+    x.outcome.api = Some(MatchInfo {
         name: "root".into(),
         base_path: "/".into(),
         trailing_path: String::new(),
@@ -612,33 +617,33 @@ fn root_api_and_base_path_only() {
 
 #[test]
 fn decisions_in_the_ase_section() {
-    let block = |reason: &str, source: Option<Source>| Decision {
+    let block = |cause: Cause, source: Option<Source>| Decision {
         verdict: Verdict::Block,
-        reason: Some(reason.into()),
-        would_block: None,
+        cause: Some(cause),
+        mode: Mode::Enforced,
         source,
-        detect_ip: None,
+        effects: vec![],
     };
     let rows: [(Decision, Value); 5] = [
         (
-            block("deny_list:api_key", Some(Source::Config)),
+            block(Cause::DenyList(IdType::ApiKey), Some(Source::Config)),
             json!({"decision": "block", "reason": "deny_list:api_key", "list_source": "config"}),
         ),
         (
-            block("deny_list:ip", Some(Source::Detected)),
+            block(Cause::DenyList(IdType::Ip), Some(Source::Detected)),
             json!({"decision": "block", "reason": "deny_list:ip", "list_source": "detected"}),
         ),
         (
-            block("token_missing", None),
+            block(Cause::TokenMissing, None),
             json!({"decision": "block", "reason": "token_missing"}),
         ),
         (
             Decision {
                 verdict: Verdict::Allow,
-                reason: None,
-                would_block: Some("deny_list:username".into()),
+                cause: Some(Cause::DenyList(IdType::Username)),
+                mode: Mode::Monitored,
                 source: Some(Source::Admin),
-                detect_ip: None,
+                effects: vec![],
             },
             json!({"decision": "allow", "reason": null, "would_block": "deny_list:username",
                    "list_source": "admin"}),
@@ -646,23 +651,23 @@ fn decisions_in_the_ase_section() {
         (
             Decision {
                 verdict: Verdict::Allow,
-                reason: Some("allow_list:ip".into()),
-                would_block: None,
+                cause: Some(Cause::DenyList(IdType::Ip)),
+                mode: Mode::AllowListed(IdType::Ip),
                 source: None,
-                detect_ip: None,
+                effects: vec![],
             },
             json!({"decision": "allow", "reason": "allow_list:ip"}),
         ),
     ];
     for (d, want) in rows {
         let mut x = exchange();
-        x.decision = Some(d.clone());
+        x.outcome.decision = Some(d.clone());
         let v = rec(&x, Redact::None);
         let ase = v["ase"].as_object().unwrap();
         for (k, w) in want.as_object().unwrap() {
             assert_eq!(ase.get(k), Some(w), "{d:?}: {k}");
         }
-        assert_eq!(ase.contains_key("would_block"), d.would_block.is_some());
+        assert_eq!(ase.contains_key("would_block"), d.would_block().is_some());
         assert_eq!(ase.contains_key("list_source"), d.source.is_some());
         assert!(!ase.contains_key("admin"));
     }
@@ -671,17 +676,17 @@ fn decisions_in_the_ase_section() {
 #[test]
 fn client_and_jwt_sections() {
     let mut x = exchange();
-    x.identity.client = Client {
+    x.outcome.identity.client = Client {
         ip: None,
         username: Some("bob".into()),
         ..Client::default()
     };
-    x.identity.jwt = Some(JwtOutcome {
+    x.outcome.identity.jwt = Some(JwtOutcome {
         status: JwtStatus::Invalid,
         error: Some("expected 3 parts, found 2".into()),
     });
-    x.identity.access_token = None;
-    x.identity.identity_provider = Some("header:x-user".into());
+    x.outcome.identity.access_token = None;
+    x.outcome.identity.identity_provider = Some("header:x-user".into());
     let v = rec(&x, Redact::Hash);
     assert_eq!(at(&v, "/ase/client"), json!({"username": "bob"}));
     assert_eq!(
@@ -697,7 +702,7 @@ fn client_and_jwt_sections() {
         (JwtStatus::TooLarge, "too_large"),
         (JwtStatus::Ok, "ok"),
     ] {
-        x.identity.jwt = Some(JwtOutcome {
+        x.outcome.identity.jwt = Some(JwtOutcome {
             status,
             error: None,
         });
@@ -708,7 +713,7 @@ fn client_and_jwt_sections() {
 #[test]
 fn opaque_access_token() {
     let mut x = exchange();
-    x.identity.access_token = Some(AccessToken::opaque(TOKEN));
+    x.outcome.identity.access_token = Some(AccessToken::opaque(TOKEN));
     let v = rec(&x, Redact::None);
     assert_eq!(
         attr(&v, "HttpRequest.AccessToken"),
@@ -752,9 +757,9 @@ fn client_certificate_only_when_set() {
 #[test]
 fn admin_exchange_is_flagged() {
     let mut x = exchange();
-    x.admin = true;
-    x.api = None;
-    x.decision = None;
+    x.outcome.admin = true;
+    x.outcome.api = None;
+    x.outcome.decision = None;
     x.response_status = Some(401);
     let v = rec(&x, Redact::None);
     assert_eq!(at(&v, "/ase/admin"), true);
@@ -765,9 +770,10 @@ fn admin_exchange_is_flagged() {
 #[test]
 fn odd_text_is_escaped_into_valid_json() {
     let mut x = exchange();
-    x.request.path = "/shop/\"quoted\"\\?q=\u{FFFD}\u{0}\n".into();
-    x.request.method = "G\"ET".into();
-    x.request.headers = hv(&[
+    x.request.view.path = "/shop/\"quoted\"\\?q=\u{FFFD}\u{0}\n".into();
+    x.request.reparse();
+    x.request.view.method = "G\"ET".into();
+    x.request.view.headers = hv(&[
         ("x-weird", "tab\there \u{1F600} \u{7f}"),
         ("x-nl", "a\r\nb"),
     ]);
@@ -780,7 +786,7 @@ fn odd_text_is_escaped_into_valid_json() {
     );
     assert!(!text.contains('\n'));
     let big = "v".repeat(100_000);
-    x.request.headers = hv(&[("x-big", &big)]);
+    x.request.view.headers = hv(&[("x-big", &big)]);
     let v = rec(&x, Redact::None);
     assert_eq!(
         at(&v, "/attributes/HttpRequest.RequestHeaders/x-big/0")
