@@ -67,7 +67,7 @@ fn list_prefix(l: ListKind) -> &'static str {
 /// FNV-1a, 64-bit: stable across VMs and processes (bucket choice and fingerprint).
 fn fnv1a(bytes: &[u8]) -> u64 {
     use std::hash::Hasher;
-    let mut h = crate::router::Fnv1a::default();
+    let mut h = fnv::FnvHasher::default();
     h.write(bytes);
     h.finish()
 }
@@ -206,7 +206,7 @@ fn walk(bucket: &[u8]) -> impl Iterator<Item = (u32, u32, u8, &[u8])> {
 fn decode_bucket(bucket: &[u8]) -> Vec<Entry> {
     walk(bucket)
         .map(|(_, exp, src, v)| Entry {
-            value: String::from_utf8_lossy(v).into_owned(),
+            value: crate::parse::lossy(v.to_vec()),
             source: Source::from_code(src),
             expires_at: u64::from(exp),
         })
@@ -289,7 +289,7 @@ pub struct ConfigLists {
 }
 
 /// Configuration values never come from requests, so a fast non-keyed hash is safe here.
-type FnvSet = HashSet<String, std::hash::BuildHasherDefault<crate::router::Fnv1a>>;
+type FnvSet = fnv::FnvHashSet<String>;
 
 impl ConfigLists {
     /// Compile the configuration's `deny_list` and `allow_list`.
@@ -527,11 +527,8 @@ pub fn check_value(t: IdType, value: &str) -> Result<String, UpdateError> {
         )));
     }
     if t == IdType::Ip {
-        return value
-            .trim()
-            .parse::<std::net::IpAddr>()
-            .map(|ip| ip.to_canonical().to_string())
-            .map_err(|_| UpdateError::BadValue(format!("{value:?} is not an IP address")));
+        return crate::parse::canonical_ip(value)
+            .ok_or_else(|| UpdateError::BadValue(format!("{value:?} is not an IP address")));
     }
     Ok(value.to_string())
 }

@@ -9,43 +9,33 @@ use std::net::IpAddr;
 
 use crate::request::RequestView;
 
-/// Percent-decode `s` the `application/x-www-form-urlencoded` way: `%XX` becomes the byte `XX`,
-/// `+` becomes a space when `plus_as_space`, and an escape that is not `%` followed by two hex
-/// digits is kept literally. Decoded bytes that are not UTF-8 are replaced with U+FFFD.
+/// Percent-decode `s` the `application/x-www-form-urlencoded` way (`percent-encoding`): `%XX`
+/// becomes the byte `XX`, `+` becomes a space when `plus_as_space`, and an escape that is not `%`
+/// followed by two hex digits is kept literally. Decoded bytes that are not UTF-8 are replaced
+/// with U+FFFD.
 pub fn percent_decode(s: &str, plus_as_space: bool) -> String {
-    let bytes = s.as_bytes();
-    if !bytes
-        .iter()
-        .any(|&b| b == b'%' || (plus_as_space && b == b'+'))
-    {
-        return s.to_string();
-    }
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'%' => {
-                let hi = bytes.get(i + 1).and_then(|&c| hex_value(c));
-                let lo = bytes.get(i + 2).and_then(|&c| hex_value(c));
-                if let (Some(hi), Some(lo)) = (hi, lo) {
-                    out.push(hi << 4 | lo);
-                    i += 3;
-                    continue;
-                }
-                out.push(b'%');
-            }
-            b'+' if plus_as_space => out.push(b' '),
-            _ => out.push(b),
-        }
-        i += 1;
-    }
-    match String::from_utf8(out) {
+    let spaced;
+    let s = if plus_as_space && s.contains('+') {
+        spaced = s.replace('+', " ");
+        spaced.as_str()
+    } else {
+        s
+    };
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Bytes as text, invalid UTF-8 replaced with U+FFFD (without a copy when they are valid).
+pub fn lossy(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
         Ok(s) => s,
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     }
 }
 
-fn hex_value(c: u8) -> Option<u8> {
+/// The value of one hex digit.
+pub(crate) fn hex_value(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),
@@ -201,6 +191,11 @@ fn starts_auth_param(s: &str) -> bool {
             .is_some_and(|r| r.trim_start_matches(is_ows).starts_with('='))
 }
 
+/// An RFC 9110 `token` (a header name, an auth scheme): one or more `tchar`s.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_tchar)
+}
+
 /// An RFC 9110 `tchar`.
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -351,6 +346,15 @@ pub fn parse_ip(s: &str) -> Option<IpAddr> {
 
 fn is_port(s: &str) -> bool {
     !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A bare IPv4 or IPv6 address (no port, surrounding whitespace ignored) as canonical text: the
+/// form list entries and identified clients share (an IPv4-mapped IPv6 address is IPv4).
+pub fn canonical_ip(s: &str) -> Option<String> {
+    s.trim()
+        .parse::<IpAddr>()
+        .ok()
+        .map(|ip| ip.to_canonical().to_string())
 }
 
 /// [`parse_ip`] as canonical text (`1.2.3.4`, `2001:db8::1`), without the port.

@@ -6,7 +6,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::config::{Api, Compiled};
 use crate::request::Request;
@@ -22,32 +21,10 @@ pub struct Router {
     hosts: FnvMap<FnvMap<usize>>,
 }
 
-/// A string-keyed map with FNV-1a hashing: keys come from the trusted configuration and lookups
-/// never insert, so hash flooding is not a concern, and FNV is several times faster than SipHash
-/// on the short keys matched per request.
-type FnvMap<V> = HashMap<String, V, BuildHasherDefault<Fnv1a>>;
-
-/// 64-bit FNV-1a.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Fnv1a(u64);
-
-impl Default for Fnv1a {
-    fn default() -> Self {
-        Fnv1a(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv1a {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
+/// A string-keyed map with FNV-1a hashing (`fnv`): keys come from the trusted configuration and
+/// lookups never insert, so hash flooding is not a concern, and FNV is several times faster than
+/// SipHash on the short keys matched per request.
+type FnvMap<V> = fnv::FnvHashMap<String, V>;
 
 /// The API a request belongs to, and where its path sits under the API's base path.
 #[derive(Debug, Clone, PartialEq)]
@@ -253,10 +230,7 @@ pub fn normalize_path(path: &str) -> String {
     if out.is_empty() {
         out.push(b'/');
     }
-    match String::from_utf8(out) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    }
+    crate::parse::lossy(out)
 }
 
 /// The path as an upstream that is laxer than RFC 3986 may read a [`normalize_path`] result:
@@ -305,8 +279,8 @@ fn decode_unreserved(raw: &[u8]) -> Vec<u8> {
     let mut i = 0;
     while let Some(&b) = raw.get(i) {
         if b == b'%' {
-            let hi = raw.get(i + 1).copied().and_then(hex_value);
-            let lo = raw.get(i + 2).copied().and_then(hex_value);
+            let hi = raw.get(i + 1).copied().and_then(crate::parse::hex_value);
+            let lo = raw.get(i + 2).copied().and_then(crate::parse::hex_value);
             if let (Some(hi), Some(lo)) = (hi, lo) {
                 let c = hi * 16 + lo;
                 if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
@@ -324,15 +298,6 @@ fn decode_unreserved(raw: &[u8]) -> Vec<u8> {
         i += 1;
     }
     out
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 fn hex_digit(v: u8) -> u8 {

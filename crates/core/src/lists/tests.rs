@@ -683,3 +683,11 @@ fn feed_cache_skips_oversized_buckets() {
     }
     assert_eq!(s.feed_reads.get(), 3);
 }
+
+#[test]
+fn the_bucket_hash_is_fnv1a_64_as_stored_in_shared_data() {
+    // Published FNV-1a 64-bit test vectors: the layout depends on them across VMs and versions.
+    assert_eq!(super::fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(super::fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    assert_eq!(super::fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+}
