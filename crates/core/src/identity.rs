@@ -125,30 +125,7 @@ pub fn identify(req: &Request, api: Option<&Api>, ase: &Ase, now_unix_s: i64) ->
     let Some(api) = api else {
         return id;
     };
-    let c = &mut id.client;
-    if api.oauth2_access_token {
-        c.token = bearer_token(req)
-            .map(str::to_string)
-            .or_else(|| req.query_param("access_token").map(str::to_string))
-            .filter(|t| !t.is_empty());
-    }
-    c.api_key = match &api.apikey {
-        Some(ApiKeyLocation::Query(name)) => req.query_param(name).map(str::to_string),
-        Some(ApiKeyLocation::Header(name)) => req.header(name).map(|v| v.trim().to_string()),
-        None => None,
-    }
-    .filter(|v| !v.is_empty());
-    c.cookie = api
-        .cookie
-        .as_deref()
-        .and_then(|name| req.cookie(name))
-        .filter(|v| !v.is_empty());
-    c.cookie_decoded = c
-        .cookie
-        .as_deref()
-        .filter(|v| v.contains('%'))
-        .map(|v| parse::percent_decode(v, false))
-        .filter(|d| !d.is_empty() && Some(d.as_str()) != c.cookie.as_deref());
+    capture_credentials(req, api, &mut id.client);
 
     if let Some(cfg) = &api.jwt {
         let (outcome, decoded) = read_jwt(req, cfg);
@@ -188,6 +165,33 @@ pub fn identify(req: &Request, api: Option<&Api>, ase: &Ase, now_unix_s: i64) ->
             });
     }
     id
+}
+
+/// The API's credentials: OAuth2 token, API key, session cookie (and its decoded form).
+fn capture_credentials(req: &Request, api: &Api, c: &mut Client) {
+    if api.oauth2_access_token {
+        c.token = bearer_token(req)
+            .map(str::to_string)
+            .or_else(|| req.query_param("access_token").map(str::to_string))
+            .filter(|t| !t.is_empty());
+    }
+    c.api_key = match &api.apikey {
+        Some(ApiKeyLocation::Query(name)) => req.query_param(name).map(str::to_string),
+        Some(ApiKeyLocation::Header(name)) => req.header(name).map(|v| v.trim().to_string()),
+        None => None,
+    }
+    .filter(|v| !v.is_empty());
+    c.cookie = api
+        .cookie
+        .as_deref()
+        .and_then(|name| req.cookie(name))
+        .filter(|v| !v.is_empty());
+    c.cookie_decoded = c
+        .cookie
+        .as_deref()
+        .filter(|v| v.contains('%'))
+        .map(|v| parse::percent_decode(v, false))
+        .filter(|d| !d.is_empty() && Some(d.as_str()) != c.cookie.as_deref());
 }
 
 /// The client IP: the peer, or with `enable_xff` the X-Forwarded-For address chosen by
