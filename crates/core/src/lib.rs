@@ -16,6 +16,7 @@ pub mod jwt;
 pub mod lists;
 pub mod parse;
 pub mod pipeline;
+pub mod protect;
 pub mod record;
 pub mod request;
 pub mod router;
