@@ -101,7 +101,10 @@ mod tests {
             .body(b"{}".to_vec());
         assert_eq!(c.cluster, "ase");
         assert_eq!(c.headers[2], (":authority".into(), "ase".into()));
-        assert_eq!(c.headers[3], ("content-type".into(), "application/json".into()));
+        assert_eq!(
+            c.headers[3],
+            ("content-type".into(), "application/json".into())
+        );
         assert_eq!(c.body.as_deref(), Some(&b"{}"[..]));
     }
 
