@@ -1,29 +1,32 @@
 //! The one module that calls the proxy-wasm host: thin wrappers over `proxy_wasm::hostcalls` that
-//! turn host statuses into [`Error`] and never unwrap. Everything else asks through these.
+//! turn every unexpected host status into [`Error::Host`], returned or logged, and never unwrap;
+//! and [`WasmHost`], the one implementation of the core's host traits. Everything else asks
+//! through these.
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType, Status};
 
+use api_warden_core::call::{CallAnswer, CallRequest};
 use api_warden_core::error::{Error, Result};
+use api_warden_core::host::{Clock, HttpCalls, Metrics, Store};
+use api_warden_core::stats::Counter;
+
+use crate::metrics::Stats;
 
 fn host_err(what: &str, s: Status) -> Error {
     Error::Host(format!("{what}: {s:?}"))
 }
 
-fn lossy(v: Vec<u8>) -> String {
-    match String::from_utf8(v) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    }
-}
+use api_warden_core::parse::lossy;
 
 /// Make the `log` facade's level follow the host's level for this plugin (Envoy's `wasm` component
 /// log level), so that disabled debug/trace lines cost nothing on the request path.
 pub fn follow_host_log_level() {
-    if let Ok(level) = hostcalls::get_log_level() {
-        proxy_wasm::set_log_level(level);
+    match hostcalls::get_log_level() {
+        Ok(level) => proxy_wasm::set_log_level(level),
+        Err(s) => log::warn!("{}", host_err("get_log_level", s)),
     }
 }
 
@@ -48,7 +51,7 @@ fn header_map(map: MapType) -> Vec<(String, String)> {
             })
             .collect(),
         Err(s) => {
-            log::warn!("reading header map failed: {s:?}");
+            log::warn!("{}", host_err("reading header map", s));
             Vec::new()
         }
     }
@@ -56,7 +59,16 @@ fn header_map(map: MapType) -> Vec<(String, String)> {
 
 /// One host property (`source.address`, `request.time`, …) as raw bytes, `None` when absent.
 pub fn property(path: &[&str]) -> Option<Vec<u8>> {
-    hostcalls::get_property(path.to_vec()).ok().flatten()
+    match hostcalls::get_property(path.to_vec()) {
+        Ok(v) => v,
+        Err(s) => {
+            log::warn!(
+                "{}",
+                host_err(&format!("reading property {}", path.join(".")), s)
+            );
+            None
+        }
+    }
 }
 
 /// One host property as lossy text.
@@ -74,7 +86,7 @@ pub fn property_u64(path: &[&str]) -> Option<u64> {
 /// Set filter state `wasm.<key>` (readable as `%FILTER_STATE(wasm.<key>:PLAIN)%`).
 pub fn set_filter_state(key: &str, value: &[u8]) {
     if let Err(s) = hostcalls::set_property(vec![key], Some(value)) {
-        log::warn!("setting filter state {key} failed: {s:?}");
+        log::warn!("{}", host_err(&format!("setting filter state {key}"), s));
     }
 }
 
@@ -85,16 +97,37 @@ pub fn plugin_configuration() -> Result<Vec<u8>> {
         .map_err(|s| host_err("reading plugin configuration", s))
 }
 
-/// Body of the response to a dispatched call.
-pub fn http_call_response_body(size: usize) -> Option<Vec<u8>> {
+/// Body of the response to a dispatched call (empty when the host has none).
+pub fn http_call_response_body(size: usize) -> Result<Vec<u8>> {
     hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, size)
-        .ok()
-        .flatten()
+        .map(Option::unwrap_or_default)
+        .map_err(|s| host_err("reading the HTTP-call response body", s))
 }
 
-/// Headers of the response to a dispatched call.
-pub fn http_call_response_headers() -> Vec<(String, String)> {
-    header_map(MapType::HttpCallResponseHeaders)
+/// The answer to a dispatched call, in `on_http_call_response`: status and headers, and the body
+/// only if it is at most `max_body` bytes (`body_size` always says how big it was). A body that
+/// cannot be read is logged and left empty.
+pub fn call_answer(body_size: usize, max_body: usize) -> CallAnswer {
+    let mut headers = header_map(MapType::HttpCallResponseHeaders);
+    let status = headers
+        .iter()
+        .position(|(k, _)| k == ":status")
+        .map(|i| headers.remove(i).1)
+        .and_then(|v| v.parse().ok());
+    let body = if body_size > 0 && body_size <= max_body {
+        http_call_response_body(body_size).unwrap_or_else(|e| {
+            log::warn!("api-warden: {e}");
+            Vec::new()
+        })
+    } else {
+        Vec::new()
+    };
+    CallAnswer {
+        status,
+        headers,
+        body,
+        body_size,
+    }
 }
 
 /// Send a local reply instead of forwarding the request upstream.
@@ -109,16 +142,24 @@ pub fn send_local_reply(status: u32, headers: &[(String, String)], body: &[u8]) 
 
 /// Current wall-clock time in milliseconds since the Unix epoch (host clock).
 pub fn now_ms() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    match hostcalls::get_current_time() {
+        // A clock before the epoch reads as 0.
+        Ok(t) => t
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        Err(s) => {
+            log::warn!("{}", host_err("get_current_time", s));
+            0
+        }
+    }
 }
 
-/// Read a shared-data value and its CAS token.
+/// Read a shared-data value and its CAS token (absent when the host fails, logged).
 pub fn shared_get(key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-    hostcalls::get_shared_data(key).unwrap_or((None, None))
+    hostcalls::get_shared_data(key).unwrap_or_else(|s| {
+        log::warn!("{}", host_err(&format!("get_shared_data {key}"), s));
+        (None, None)
+    })
 }
 
 /// Outcome of a shared-data write.
@@ -135,7 +176,7 @@ pub fn shared_set(key: &str, value: &[u8], cas: Option<u32>) -> SetOutcome {
         Ok(()) => SetOutcome::Ok,
         Err(Status::CasMismatch) => SetOutcome::CasMismatch,
         Err(s) => {
-            log::warn!("set_shared_data {key} failed: {s:?}");
+            log::warn!("{}", host_err(&format!("set_shared_data {key}"), s));
             SetOutcome::Failed
         }
     }
@@ -159,14 +200,14 @@ pub fn dispatch(
 /// Ask for `on_tick` every `period` (zero stops ticking).
 pub fn set_tick_period(period: Duration) {
     if let Err(s) = hostcalls::set_tick_period(period) {
-        log::warn!("set_tick_period failed: {s:?}");
+        log::warn!("{}", host_err("set_tick_period", s));
     }
 }
 
 /// Proxy-wasm shared data as a [`api_warden_core::lists::Store`].
 pub struct HostStore;
 
-impl api_warden_core::lists::Store for HostStore {
+impl Store for HostStore {
     fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
         shared_get(key)
     }
@@ -177,32 +218,79 @@ impl api_warden_core::lists::Store for HostStore {
 
 /// The request body received so far (for admin requests).
 pub fn request_body(size: usize) -> Vec<u8> {
-    hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size)
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+    match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size) {
+        Ok(b) => b.unwrap_or_default(),
+        Err(s) => {
+            log::warn!("{}", host_err("reading the request body", s));
+            Vec::new()
+        }
+    }
 }
 
-/// Define a counter (or gauge) metric; `None` if the host refuses.
+/// Define a counter (or gauge) metric; `None` if the host refuses (logged).
 pub fn define_metric(kind: proxy_wasm::types::MetricType, name: &str) -> Option<u32> {
-    hostcalls::define_metric(kind, name).ok()
+    hostcalls::define_metric(kind, name)
+        .map_err(|s| log::warn!("{}", host_err(&format!("define_metric {name}"), s)))
+        .ok()
 }
 
 /// Tell the host that a root context which returned false from `on_done` has finished.
 pub fn done() {
     if let Err(s) = hostcalls::done() {
-        log::warn!("done failed: {s:?}");
+        log::warn!("{}", host_err("done", s));
     }
 }
 
 /// Set a gauge.
 pub fn record_metric(id: u32, value: u64) {
-    let _ = hostcalls::record_metric(id, value);
+    if let Err(s) = hostcalls::record_metric(id, value) {
+        log::warn!("{}", host_err(&format!("record_metric {id}"), s));
+    }
 }
 
 /// Add to a counter.
 pub fn increment_metric(id: u32, by: i64) {
-    let _ = hostcalls::increment_metric(id, by);
+    if let Err(s) = hostcalls::increment_metric(id, by) {
+        log::warn!("{}", host_err(&format!("increment_metric {id}"), s));
+    }
+}
+
+/// The core's host traits over the proxy-wasm host, for the root context's periodic jobs:
+/// shared data, the clock, HTTP calls, and counters published at once through `stats`.
+pub struct WasmHost<'a> {
+    pub stats: &'a Stats,
+}
+
+impl Store for WasmHost<'_> {
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        HostStore.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        HostStore.set(key, value, cas)
+    }
+}
+
+impl Clock for WasmHost<'_> {
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
+}
+
+impl HttpCalls for WasmHost<'_> {
+    fn dispatch(&self, call: &CallRequest) -> Result<u32> {
+        dispatch(
+            &call.cluster,
+            &call.headers,
+            call.body.as_deref(),
+            Duration::from_millis(call.timeout_ms),
+        )
+    }
+}
+
+impl Metrics for WasmHost<'_> {
+    fn increment(&self, counter: Counter, n: u64) {
+        self.stats.inc(counter, n);
+    }
 }
 
 /// Resume the request this HTTP context paused (after a call's answer said continue).

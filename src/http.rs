@@ -112,19 +112,7 @@ impl Context for Http {
             return;
         }
         self.call_token = None;
-        let headers = host::http_call_response_headers();
-        let answer = CallAnswer {
-            status: headers
-                .iter()
-                .find(|(k, _)| k == ":status")
-                .and_then(|(_, v)| v.parse().ok()),
-            headers: headers
-                .into_iter()
-                .filter(|(k, _)| k != ":status")
-                .collect(),
-            body: host::http_call_response_body(body_size).unwrap_or_default(),
-            body_size,
-        };
+        let answer = host::call_answer(body_size, api_warden_core::services::MAX_CALL_BODY);
         let step = pipeline::resume(&self.runtime, &answer, &mut self.exchange.outcome);
         if self.take(step) == Action::Continue {
             host::resume_request();

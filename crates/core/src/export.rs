@@ -1,10 +1,15 @@
-//! The analytics exporter's buffer: records queue per worker VM and leave in JSON-array batches;
-//! failures are retried with backoff, the buffer is bounded (oldest dropped first, counted), and
-//! nothing here can block or delay a client request. Pure: the adapter dispatches the batches.
+//! The analytics export: the [`Exporter`] buffer (records queue per worker VM and leave in
+//! JSON-array batches; failures are retried with backoff, the buffer is bounded, oldest dropped
+//! first and counted) and the [`ExportDriver`] that sends one batch at a time through [`Host`],
+//! the next as soon as one is answered, and flushes what is buffered at shutdown. Nothing here can
+//! block or delay a client request. No host calls here: the adapter hands over the answers.
 
 use std::collections::VecDeque;
 
+use crate::call::{CallAnswer, CallRequest};
+use crate::host::Host;
 use crate::services::AnalyticsSettings;
+use crate::stats::Counter;
 
 const MIN_BACKOFF_MS: u64 = 100;
 const MAX_BACKOFF_MS: u64 = 30_000;
@@ -17,7 +22,8 @@ pub struct Exporter {
     flush_interval_ms: u64,
     buf: VecDeque<String>,
     in_flight: Option<Vec<String>>,
-    next_flush_ms: u64,
+    /// When the last batch left (`None`: the next one may leave at once).
+    last_flush_ms: Option<u64>,
     retry_at_ms: u64,
     backoff_ms: u64,
     /// Records dropped since the last [`Exporter::take_dropped`].
@@ -40,11 +46,20 @@ impl Exporter {
             flush_interval_ms: s.flush_interval_ms.max(1),
             buf: VecDeque::new(),
             in_flight: None,
-            next_flush_ms: 0,
+            last_flush_ms: None,
             retry_at_ms: 0,
             backoff_ms: MIN_BACKOFF_MS,
             dropped: 0,
         }
+    }
+
+    /// Adopt reloaded settings (batch size, flush interval, bound) and keep the buffered
+    /// records; records beyond a smaller bound are dropped, oldest first, and counted.
+    pub fn reconfigure(&mut self, s: &AnalyticsSettings) {
+        self.batch_size = s.batch_size.max(1);
+        self.max_buffered = s.max_buffered.max(1);
+        self.flush_interval_ms = s.flush_interval_ms.max(1);
+        self.trim();
     }
 
     /// Queue one record (JSON text); the oldest record is dropped when the buffer is full.
@@ -84,7 +99,10 @@ impl Exporter {
         if self.in_flight.is_some() || self.buf.is_empty() || now_ms < self.retry_at_ms {
             return None;
         }
-        if self.buf.len() < self.batch_size && now_ms < self.next_flush_ms {
+        let next_flush_ms = self
+            .last_flush_ms
+            .map_or(0, |t| t.saturating_add(self.flush_interval_ms));
+        if self.buf.len() < self.batch_size && now_ms < next_flush_ms {
             return None;
         }
         let n = self.buf.len().min(self.batch_size);
@@ -99,8 +117,15 @@ impl Exporter {
         }
         body.push(b']');
         self.in_flight = Some(batch);
-        self.next_flush_ms = now_ms.saturating_add(self.flush_interval_ms);
+        self.last_flush_ms = Some(now_ms);
         Some(body)
+    }
+
+    /// At shutdown: the next batch whatever the flush interval or the backoff.
+    pub fn due_final(&mut self, now_ms: u64) -> Option<Vec<u8>> {
+        self.last_flush_ms = None;
+        self.retry_at_ms = 0;
+        self.due(now_ms)
     }
 
     /// The in-flight batch finished (`ok`: the collector answered 2xx).
@@ -123,7 +148,7 @@ impl Exporter {
             self.buf.push_front(r);
         }
         self.trim();
-        self.next_flush_ms = 0;
+        self.last_flush_ms = None;
         self.retry_at_ms = now_ms.saturating_add(self.backoff_ms);
         self.backoff_ms = (self.backoff_ms * 2).min(MAX_BACKOFF_MS);
         BatchResult {
@@ -133,81 +158,152 @@ impl Exporter {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[cfg(target_arch = "wasm32")]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
+/// The POST of one batch (a JSON array) to the collector; `None` when no collector is configured.
+pub fn batch_request(s: &AnalyticsSettings, body: Vec<u8>) -> Option<CallRequest> {
+    let cluster = s.cluster.as_deref()?;
+    let c = CallRequest::new("POST", cluster, &s.authority, &s.path, s.timeout_ms)
+        .header("content-type", "application/json");
+    Some(
+        s.headers
+            .iter()
+            .fold(c, |c, (k, v)| c.header(k, v))
+            .body(body),
+    )
+}
 
-    use super::*;
+/// What an answer meant to the [`ExportDriver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answered {
+    /// Not the driver's call.
+    NotOurs,
+    /// Counted; the next batch was sent if one was due.
+    Handled,
+    /// The shutdown flush is over: tell the host the root context is done.
+    Done,
+}
 
-    fn settings(batch: usize, max: usize) -> AnalyticsSettings {
-        AnalyticsSettings {
-            batch_size: batch,
-            max_buffered: max,
-            flush_interval_ms: 1000,
-            ..AnalyticsSettings::default()
-        }
+/// Sends the [`Exporter`]'s batches: one in flight at a time, the next as soon as one is
+/// answered, everything buffered at shutdown.
+#[derive(Debug, Default)]
+pub struct ExportDriver {
+    token: Option<u32>,
+    /// `on_done` was called: send what is buffered, then report done.
+    shutting_down: bool,
+}
+
+impl ExportDriver {
+    /// Whether `token` is the batch in flight.
+    pub fn owns(&self, token: u32) -> bool {
+        self.token == Some(token)
     }
 
-    #[test]
-    fn batches_when_full_or_on_interval() {
-        let mut e = Exporter::new(&settings(2, 100));
-        e.push("{\"a\":1}".into());
-        assert_eq!(
-            e.due(0).as_deref(),
-            Some(&b"[{\"a\":1}]"[..]),
-            "first flush is due at once"
-        );
-        assert!(e.finish(true, 0).sent == 1);
-        e.push("1".into());
-        assert_eq!(e.due(10), None, "interval not passed, batch not full");
-        e.push("2".into());
-        e.push("3".into());
-        assert_eq!(e.due(10).as_deref(), Some(&b"[1,2]"[..]));
-        assert_eq!(e.due(20), None, "one batch in flight at a time");
-        assert_eq!(
-            e.finish(true, 20),
-            BatchResult {
-                sent: 2,
-                retried: false
+    /// Whether a batch is in flight.
+    pub fn in_flight(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Count dropped records and send the next batch if one is due and none is in flight. A
+    /// batch that cannot be dispatched is put back and retried with backoff.
+    pub fn flush(
+        &mut self,
+        host: &impl Host,
+        ex: Option<&mut Exporter>,
+        s: &AnalyticsSettings,
+        now_ms: u64,
+    ) {
+        self.send(host, ex, s, now_ms, false);
+    }
+
+    fn send(
+        &mut self,
+        host: &impl Host,
+        ex: Option<&mut Exporter>,
+        s: &AnalyticsSettings,
+        now_ms: u64,
+        at_shutdown: bool,
+    ) {
+        let Some(ex) = ex else { return };
+        if s.cluster.is_none() {
+            return;
+        }
+        host.increment(Counter::ExportRecordsDropped, ex.take_dropped());
+        if self.token.is_some() {
+            return;
+        }
+        let body = if at_shutdown {
+            ex.due_final(now_ms)
+        } else {
+            ex.due(now_ms)
+        };
+        let Some(call) = body.and_then(|body| batch_request(s, body)) else {
+            return;
+        };
+        match host.dispatch(&call) {
+            Ok(t) => self.token = Some(t),
+            Err(e) => {
+                log::debug!("api-warden: export not sent: {e}");
+                ex.finish(false, now_ms);
+                host.increment(Counter::ExportBatchesRetried, 1);
             }
-        );
-        assert_eq!(e.due(1500).as_deref(), Some(&b"[3]"[..]));
+        }
     }
 
-    #[test]
-    fn failures_retry_with_backoff_in_order() {
-        let mut e = Exporter::new(&settings(10, 100));
-        for i in 0..3 {
-            e.push(i.to_string());
+    /// The answer to a call: count the batch, then send the next one (during shutdown: the
+    /// next one whatever the interval, or report [`Answered::Done`]).
+    pub fn on_answer(
+        &mut self,
+        host: &impl Host,
+        mut ex: Option<&mut Exporter>,
+        s: &AnalyticsSettings,
+        token: u32,
+        answer: &CallAnswer,
+    ) -> Answered {
+        if !self.owns(token) {
+            return Answered::NotOurs;
         }
-        assert!(e.due(0).is_some());
-        assert!(e.finish(false, 0).retried);
-        assert_eq!(e.due(50), None, "backing off");
-        assert_eq!(e.due(100).as_deref(), Some(&b"[0,1,2]"[..]));
-        assert!(e.finish(false, 100).retried);
-        assert_eq!(e.due(250), None, "backoff doubled");
-        assert!(e.due(300).is_some());
-        assert_eq!(e.finish(true, 300).sent, 3);
+        self.token = None;
+        let ok = answer.is_success();
+        if let Some(ex) = ex.as_deref_mut() {
+            let r = ex.finish(ok, host.now_ms());
+            host.increment(Counter::ExportRecordsSent, r.sent);
+            host.increment(Counter::ExportBatchesRetried, u64::from(r.retried));
+        }
+        if self.shutting_down {
+            if !ok || !self.flush_final(host, ex, s) {
+                return Answered::Done;
+            }
+        } else {
+            // A full batch waiting leaves now, not at the next tick.
+            self.flush(host, ex, s, host.now_ms());
+        }
+        Answered::Handled
     }
 
-    #[test]
-    fn bounded_buffer_drops_oldest_and_counts() {
-        let mut e = Exporter::new(&settings(2, 3));
-        for i in 0..5 {
-            e.push(i.to_string());
+    /// `on_done`: send what is buffered; true while a batch is in flight (the host must wait for
+    /// [`Answered::Done`]).
+    pub fn shutdown(
+        &mut self,
+        host: &impl Host,
+        ex: Option<&mut Exporter>,
+        s: &AnalyticsSettings,
+    ) -> bool {
+        self.shutting_down = true;
+        self.flush_final(host, ex, s)
+    }
+
+    /// During shutdown: send the next batch whatever the interval; true when one is in flight.
+    fn flush_final(
+        &mut self,
+        host: &impl Host,
+        ex: Option<&mut Exporter>,
+        s: &AnalyticsSettings,
+    ) -> bool {
+        if self.token.is_none() {
+            self.send(host, ex, s, host.now_ms(), true);
         }
-        assert_eq!(e.buffered(), 3);
-        assert_eq!(e.take_dropped(), 2);
-        assert_eq!(e.due(0).as_deref(), Some(&b"[2,3]"[..]));
-        e.push("5".into());
-        e.push("6".into());
-        assert_eq!(
-            e.take_dropped(),
-            2,
-            "in-flight records count against the bound"
-        );
-        e.finish(false, 0);
-        assert_eq!(e.buffered(), 3);
+        self.token.is_some()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -111,7 +111,7 @@ impl Pattern {
         }
         if has_body && !self.content_types.is_empty() {
             let mt = req.header("content-type").and_then(media_type);
-            if !mt.is_some_and(|mt| self.content_types.iter().any(|a| *a == mt)) {
+            if !mt.is_some_and(|mt| self.content_types.contains(&mt)) {
                 return Some(Violation::ContentType);
             }
         }
