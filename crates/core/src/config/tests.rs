@@ -8,6 +8,7 @@ use super::api::derive_name;
 use super::jwt::parse_jwt_location;
 use super::{load as parse, ApiKeyLocation, Compiled, JwtLocation, Notice};
 
+mod policy;
 mod rows;
 mod seeds;
 use rows::{api_metadata_of, ase, jwt, rows, two};
