@@ -1,7 +1,7 @@
-//! Fuzz the plugin-configuration parser and validator, and the service settings.
+//! Fuzz the configuration entry point: APIs, `ase`, lists and the service sections.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = api_warden_core::pipeline::Runtime::load(data);
+    let _ = api_warden_core::config::load(data);
 });

@@ -1,18 +1,44 @@
-//! The plugin configuration: parses ASE-style API JSON, validates it with ASE's rules and compiles
-//! it into an immutable [`Compiled`] form shared by every HTTP context. No host calls.
-
-use std::net::IpAddr;
+//! The plugin configuration: [`load`] parses ASE-style API JSON and api-warden's own sections,
+//! validates them with ASE's rules and compiles them into an immutable [`Compiled`] form shared by
+//! every HTTP context. The filter, the fuzz target and the `api-warden lint` command all use
+//! [`load`], so they never disagree. No host calls.
+//!
+//! # `null` and unknown keys
+//!
+//! In every JSON object of the configuration a member whose value is `null` means the same as a
+//! missing member: the default applies, or, for a member that must be there, the "missing" error.
+//! Array items are values, not members: `null` in an array is an error like any other wrong type.
+//! A key api-warden does not know is reported whatever its value, by one rule per section:
+//!
+//! - ASE's formats warn and go on: the top level (which may be a single ASE API JSON file), each
+//!   `apis[i]` entry, `api_metadata` and its `jwt` object, and `ase` (named after ASE's
+//!   `ase.conf`, including `ase.block_response`). These files come from ASE's tooling, and other
+//!   ASE versions add keys; one warning per configuration lists them all.
+//! - api-warden's own sections reject them as typos: `admin`, `attack_list`, `analytics`, and the
+//!   identifier types of `deny_list` / `allow_list`. A misspelt key there would silently turn a
+//!   setting off.
+//! - Fields ASE documents whose job Envoy's routes and clusters do (`servers`, `health_check`,
+//!   `server_ssl`, `api_mapping`, …) are accepted with any value and reported once at info.
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
+pub use crate::error::{ConfigError, Layout};
 use crate::identity::IdType;
 use crate::router::Router;
+use crate::services::Services;
 
 mod api;
+mod jwt;
+mod sections;
+
+pub(crate) use api::describe;
+pub(crate) use sections::get_uint;
 
 #[cfg(test)]
 mod tests;
+
+/// Result of loading a configuration.
+pub type Result<T> = std::result::Result<T, ConfigError>;
 
 /// Global switches, named as in ASE's `ase.conf`.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,9 +196,11 @@ pub struct Compiled {
     pub allow_list: IdLists,
     /// Messages to log once after loading.
     pub notices: Vec<Notice>,
-    /// The top-level keys later stages own (`attack_list`, `admin`, `analytics`), kept raw and
-    /// unvalidated.
+    /// The top-level keys of the service sections (`attack_list`, `admin`, `analytics`), kept
+    /// raw; [`Compiled::services`] is what they compile to.
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// The validated `admin`, `attack_list` and `analytics` settings.
+    pub services: Services,
     /// (hostname, url) index over `apis`.
     pub router: Router,
 }
@@ -210,80 +238,42 @@ impl Default for Compiled {
             allow_list: IdLists::default(),
             notices: Vec::new(),
             extra: Map::new(),
+            services: Services::default(),
             router: Router::default(),
         }
     }
 }
 
-/// Top-level keys that later stages own: kept raw in [`Compiled::extra`], not validated here.
+/// Top-level keys of the service sections: kept raw in [`Compiled::extra`], compiled into
+/// [`Compiled::services`].
 pub const EXTRA_KEYS: [&str; 3] = ["attack_list", "admin", "analytics"];
 
-/// Parse, validate and compile a plugin configuration.
+/// Parse, validate and compile a whole plugin configuration: APIs, `ase`, the lists and the
+/// service sections (`admin`, `attack_list`, `analytics`).
 ///
 /// Accepts an empty configuration (0 bytes or whitespace: no APIs, all defaults), the full form
 /// `{"ase", "apis", "deny_list", "allow_list", …}`, or a single ASE API JSON file
 /// (`{"api_metadata": {…}}`, optionally with a `name` and the other top-level keys), which is one
-/// API. A leading UTF-8 byte-order mark is ignored. In every object a `null` value means the same
-/// as a missing key. Any error names the API (or section) and the field.
-pub fn parse(bytes: &[u8]) -> Result<Compiled> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+/// API. A leading UTF-8 byte-order mark is ignored. The error names the API (or section) and the
+/// field; notices (unknown keys, ignored fields) are in [`Compiled::notices`].
+pub fn load(bytes: &[u8]) -> Result<Compiled> {
+    let Some(mut top) = parse_top(bytes)? else {
         return Ok(Compiled::default());
-    }
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| Error::Config(format!("plugin configuration is not JSON: {e}")))?;
-    let Value::Object(mut top) = value else {
-        return Err(Error::Config(format!(
-            "plugin configuration must be a JSON object, got {}",
-            api::describe(&value)
-        )));
     };
-
+    let entries = take_entries(&mut top)?;
     let mut notices = Vec::new();
-
-    let entries = match (top.remove("api_metadata"), top.remove("apis")) {
-        (Some(_), Some(_)) => return Err(Error::Config(
-            "plugin configuration has both \"apis\" and a top-level \"api_metadata\"; use one form"
-                .to_string(),
-        )),
-        (Some(meta), None) => {
-            let mut entry = Map::new();
-            entry.insert("api_metadata".to_string(), meta);
-            if let Some(name) = top.remove("name") {
-                entry.insert("name".to_string(), name);
-            }
-            vec![Value::Object(entry)]
-        }
-        (None, None | Some(Value::Null)) => Vec::new(),
-        (None, Some(Value::Array(list))) => list,
-        (None, Some(other)) => {
-            return Err(Error::Config(format!(
-                "apis must be an array of APIs, got {}",
-                api::describe(&other)
-            )))
-        }
-    };
-
-    let ase = compile_ase(top.remove("ase"), &mut notices)?;
-    let deny_list = compile_list("deny_list", top.remove("deny_list"))?;
-    let allow_list = compile_list("allow_list", top.remove("allow_list"))?;
-
+    let ase = sections::compile_ase(take(&mut top, "ase"), &mut notices)?;
+    let deny_list = sections::compile_list("deny_list", take(&mut top, "deny_list"))?;
+    let allow_list = sections::compile_list("allow_list", take(&mut top, "allow_list"))?;
     let mut extra = Map::new();
     for key in EXTRA_KEYS {
         if let Some(v) = top.remove(key) {
             extra.insert(key.to_string(), v);
         }
     }
-    if !top.is_empty() {
-        let keys: Vec<&str> = top.keys().map(String::as_str).collect();
-        notices.push(Notice::Warn(format!(
-            "unknown top-level keys ignored: {} (known: ase, apis, api_metadata, deny_list, allow_list, {})",
-            keys.join(", "),
-            EXTRA_KEYS.join(", ")
-        )));
-    }
-
+    warn_unknown_top_level(&top, &mut notices);
     let apis = api::compile_apis(entries, &mut notices)?;
+    let services = Services::parse(&extra)?;
     let router = Router::new(&apis);
     Ok(Compiled {
         ase,
@@ -292,224 +282,75 @@ pub fn parse(bytes: &[u8]) -> Result<Compiled> {
         allow_list,
         notices,
         extra,
+        services,
         router,
     })
 }
 
-/// Compile the `ase` section (missing or `null` → defaults).
-fn compile_ase(value: Option<Value>, notices: &mut Vec<Notice>) -> Result<Ase> {
-    let mut ase = Ase::default();
-    let obj = match value {
-        None | Some(Value::Null) => return Ok(ase),
-        Some(Value::Object(obj)) => obj,
-        Some(other) => {
-            return Err(Error::Config(format!(
-                "ase must be an object, got {}",
+/// [`load`] with the crate's [`Error`](crate::error::Error), for callers that mix configuration
+/// and host errors. Same rules, same result.
+pub fn parse(bytes: &[u8]) -> crate::error::Result<Compiled> {
+    Ok(load(bytes)?)
+}
+
+/// The top-level object, `None` for an empty configuration.
+fn parse_top(bytes: &[u8]) -> Result<Option<Map<String, Value>>> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ConfigError::sentence("", format!("plugin configuration is not JSON: {e}")))?;
+    match value {
+        Value::Object(top) => Ok(Some(top)),
+        other => Err(ConfigError::sentence(
+            "",
+            format!(
+                "plugin configuration must be a JSON object, got {}",
                 api::describe(&other)
-            )))
-        }
-    };
-    let mut unknown = Vec::new();
-    for (key, v) in &obj {
-        let field = format!("ase.{key}");
-        match key.as_str() {
-            "enable_firewall" => set_bool(&mut ase.enable_firewall, &field, v)?,
-            "enable_ase_detected_attack" => {
-                set_bool(&mut ase.enable_ase_detected_attack, &field, v)?
-            }
-            "enable_xff" => set_bool(&mut ase.enable_xff, &field, v)?,
-            "xff_num_trusted_hops" => {
-                if let Some(n) = get_uint(&field, v, u64::from(u32::MAX))? {
-                    ase.xff_num_trusted_hops = u32::try_from(n).unwrap_or(u32::MAX);
-                }
-            }
-            "detected_attack_ttl_s" => {
-                if let Some(n) = get_uint(&field, v, u64::MAX)? {
-                    ase.detected_attack_ttl_s = n;
-                }
-            }
-            "block_response" => ase.block_response = compile_block_response(v, &mut unknown)?,
-            _ => unknown.push(field),
-        }
-    }
-    if !unknown.is_empty() {
-        notices.push(Notice::Warn(format!(
-            "unknown ase keys ignored: {}",
-            unknown.join(", ")
-        )));
-    }
-    Ok(ase)
-}
-
-fn set_bool(slot: &mut bool, field: &str, v: &Value) -> Result<()> {
-    match v {
-        Value::Null => Ok(()),
-        Value::Bool(b) => {
-            *slot = *b;
-            Ok(())
-        }
-        other => Err(Error::Config(format!(
-            "{field} must be a boolean (true or false), got {}",
-            api::describe(other)
-        ))),
+            ),
+        )),
     }
 }
 
-/// A non-negative integer no larger than `max` (`null` → `None`).
-fn get_uint(field: &str, v: &Value, max: u64) -> Result<Option<u64>> {
-    match v {
-        Value::Null => Ok(None),
-        Value::Number(n) => match n.as_u64() {
-            Some(n) if n <= max => Ok(Some(n)),
-            _ => Err(Error::Config(format!(
-                "{field} must be an integer from 0 to {max}, got {n}"
-            ))),
-        },
-        other => Err(Error::Config(format!(
-            "{field} must be an integer, got {}",
-            api::describe(other)
-        ))),
+/// Remove member `key`; `null` counts as missing.
+fn take(obj: &mut Map<String, Value>, key: &str) -> Option<Value> {
+    obj.remove(key).filter(|v| !v.is_null())
+}
+
+/// The `apis` entries, or the one API of the single-file form (`{"api_metadata", "name"?}`).
+fn take_entries(top: &mut Map<String, Value>) -> Result<Vec<Value>> {
+    match (take(top, "api_metadata"), take(top, "apis")) {
+        (Some(_), Some(_)) => Err(ConfigError::sentence(
+            "api_metadata",
+            "plugin configuration has both \"apis\" and a top-level \"api_metadata\"; use one form",
+        )),
+        (Some(meta), None) => {
+            let mut entry = Map::new();
+            entry.insert("api_metadata".to_string(), meta);
+            if let Some(name) = top.remove("name") {
+                entry.insert("name".to_string(), name);
+            }
+            Ok(vec![Value::Object(entry)])
+        }
+        (None, None) => Ok(Vec::new()),
+        (None, Some(Value::Array(list))) => Ok(list),
+        (None, Some(other)) => Err(ConfigError::field(
+            "apis",
+            format!("must be an array of APIs, got {}", api::describe(&other)),
+        )),
     }
 }
 
-fn compile_block_response(v: &Value, unknown: &mut Vec<String>) -> Result<BlockResponse> {
-    let mut out = BlockResponse::default();
-    let obj = match v {
-        Value::Null => return Ok(out),
-        Value::Object(obj) => obj,
-        other => {
-            return Err(Error::Config(format!(
-                "ase.block_response must be an object, got {}",
-                api::describe(other)
-            )))
-        }
-    };
-    for (key, v) in obj {
-        match key.as_str() {
-            "status" => {
-                if let Some(n) = get_uint("ase.block_response.status", v, u64::MAX)? {
-                    out.status = match u32::try_from(n) {
-                        Ok(s) if (200..=599).contains(&s) => s,
-                        _ => {
-                            return Err(Error::Config(format!(
-                                "ase.block_response.status must be from 200 to 599, got {n}"
-                            )))
-                        }
-                    };
-                }
-            }
-            "body" => match v {
-                Value::Null => {}
-                Value::String(s) => out.body = s.clone(),
-                other => {
-                    return Err(Error::Config(format!(
-                        "ase.block_response.body must be a string, got {}",
-                        api::describe(other)
-                    )))
-                }
-            },
-            "headers" => out.headers = compile_headers(v)?,
-            _ => unknown.push(format!("ase.block_response.{key}")),
-        }
+/// One warning listing the top-level keys nobody reads (whatever their value).
+fn warn_unknown_top_level(top: &Map<String, Value>, notices: &mut Vec<Notice>) {
+    if top.is_empty() {
+        return;
     }
-    Ok(out)
-}
-
-fn compile_headers(v: &Value) -> Result<Vec<(String, String)>> {
-    let obj = match v {
-        Value::Null => return Ok(Vec::new()),
-        Value::Object(obj) => obj,
-        other => {
-            return Err(Error::Config(format!(
-                "ase.block_response.headers must be an object of name: value strings, got {}",
-                api::describe(other)
-            )))
-        }
-    };
-    let mut headers = Vec::with_capacity(obj.len());
-    for (name, value) in obj {
-        if !api::is_token(name) {
-            return Err(Error::Config(format!(
-                "ase.block_response.headers: {name:?} is not a valid HTTP header name"
-            )));
-        }
-        let Value::String(value) = value else {
-            return Err(Error::Config(format!(
-                "ase.block_response.headers.{name} must be a string, got {}",
-                api::describe(value)
-            )));
-        };
-        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-            return Err(Error::Config(format!(
-                "ase.block_response.headers.{name} must not contain CR, LF or NUL"
-            )));
-        }
-        headers.push((name.to_ascii_lowercase(), value.clone()));
-    }
-    Ok(headers)
-}
-
-/// Compile `deny_list` / `allow_list` (missing or `null` → empty).
-fn compile_list(list: &str, value: Option<Value>) -> Result<IdLists> {
-    let mut out = IdLists::default();
-    let obj = match value {
-        None | Some(Value::Null) => return Ok(out),
-        Some(Value::Object(obj)) => obj,
-        Some(other) => {
-            return Err(Error::Config(format!(
-                "{list} must be an object of identifier type → array of strings, got {}",
-                api::describe(&other)
-            )))
-        }
-    };
-    for (key, v) in &obj {
-        let Some(id_type) = IdType::parse(key) else {
-            return Err(Error::Config(format!(
-                "{list}: unknown identifier type {key:?} (expected one of ip, token, api_key, cookie, username)"
-            )));
-        };
-        let items = match v {
-            Value::Null => continue,
-            Value::Array(items) => items,
-            other => {
-                return Err(Error::Config(format!(
-                    "{list}.{key} must be an array of strings, got {}",
-                    api::describe(other)
-                )))
-            }
-        };
-        let mut values = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            let s = match item {
-                Value::String(s) if !s.trim().is_empty() => s,
-                other => {
-                    return Err(Error::Config(format!(
-                        "{list}.{key}[{i}] must be a non-empty string, got {}",
-                        api::describe(other)
-                    )))
-                }
-            };
-            if id_type == IdType::Ip {
-                let ip: IpAddr = s.trim().parse().map_err(|_| {
-                    Error::Config(format!(
-                        "{list}.ip[{i}] {s:?} is not an IPv4 or IPv6 address"
-                    ))
-                })?;
-                // Canonical like the identified peer (`parse::parse_ip`): an IPv4-mapped
-                // IPv6 entry (`::ffff:192.0.2.1`) must match the IPv4 client it names.
-                values.push(ip.to_canonical().to_string());
-            } else {
-                values.push(s.clone());
-            }
-        }
-        let slot = match id_type {
-            IdType::Ip => &mut out.ip,
-            IdType::Token => &mut out.token,
-            IdType::ApiKey => &mut out.api_key,
-            IdType::Cookie => &mut out.cookie,
-            IdType::Username => &mut out.username,
-        };
-        *slot = values;
-    }
-    Ok(out)
+    let keys: Vec<&str> = top.keys().map(String::as_str).collect();
+    notices.push(Notice::Warn(format!(
+        "unknown top-level keys ignored: {} (known: ase, apis, api_metadata, deny_list, allow_list, {})",
+        keys.join(", "),
+        EXTRA_KEYS.join(", ")
+    )));
 }

@@ -27,10 +27,10 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Parse, validate and compile a plugin configuration.
+    /// Parse, validate and compile a plugin configuration ([`config::load`]).
     pub fn load(bytes: &[u8]) -> Result<Runtime> {
-        let config = config::parse(bytes)?;
-        let services = Services::parse(&config.extra)?;
+        let config = config::load(bytes)?;
+        let services = config.services.clone();
         let config_lists = ConfigLists::new(&config.deny_list, &config.allow_list);
         Ok(Runtime {
             config,

@@ -1,15 +1,15 @@
 //! Settings of the enforcer's services, parsed from the plugin configuration's `admin`,
-//! `attack_list` and `analytics` objects and validated at load time. No host calls.
+//! `attack_list` and `analytics` objects and validated at load time (by [`crate::config::load`]).
+//! These are api-warden's own sections: unknown keys are errors. No host calls.
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
+use crate::config::{describe, get_uint, ConfigError, Result};
 
 /// `admin`: the list-management API, off unless configured.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminSettings {
     /// Path prefix, e.g. `/_api_warden` (normalized, no trailing slash).
     pub path: String,
@@ -18,31 +18,24 @@ pub struct AdminSettings {
 }
 
 /// `attack_list`: the analytics engine's attack list, polled by one worker per interval.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttackListSettings {
     /// Envoy cluster serving the list.
     pub cluster: String,
     pub path: String,
     /// `:authority` of the poll (default: the cluster name).
-    #[serde(default)]
     pub authority: String,
-    #[serde(default = "default_interval")]
     pub interval_s: u64,
-    #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
-    #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Largest body accepted (bytes, default and maximum [`MAX_CALL_BODY`]); larger responses
     /// are a failed poll.
-    #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
 }
 
 /// How sensitive values (token, api key, cookie, `authorization` / `cookie` headers) appear in
 /// records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Redact {
     /// As received (ASE's behaviour: the analytics engine correlates raw identifiers).
     #[default]
@@ -54,8 +47,7 @@ pub enum Redact {
 }
 
 /// Which Envoy filter states api-warden sets in `on_log` (`analytics.filter_state`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FilterState {
     /// `wasm.api_warden.record` and the scalar keys (`client_ip`, `username`, `client_id`,
     /// `api`, `decision`, `reason`).
@@ -68,30 +60,19 @@ pub enum FilterState {
 }
 
 /// `analytics`: record redaction, the filter states for access logs, and the batch exporter.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnalyticsSettings {
-    #[serde(default)]
     pub redact: Redact,
     /// Filter states set for access loggers (each costs a host call, about 1 µs).
-    #[serde(default)]
     pub filter_state: FilterState,
     /// Envoy cluster of the collector; no export when absent.
-    #[serde(default)]
     pub cluster: Option<String>,
-    #[serde(default = "default_analytics_path")]
     pub path: String,
-    #[serde(default)]
     pub authority: String,
-    #[serde(default = "default_batch")]
     pub batch_size: usize,
-    #[serde(default = "default_flush")]
     pub flush_interval_ms: u64,
-    #[serde(default = "default_max_buffered")]
     pub max_buffered: usize,
-    #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
-    #[serde(default)]
     pub headers: BTreeMap<String, String>,
 }
 
@@ -148,88 +129,300 @@ pub struct Services {
     pub analytics: AnalyticsSettings,
 }
 
-fn field<T: for<'de> Deserialize<'de>>(
-    extra: &serde_json::Map<String, serde_json::Value>,
-    name: &str,
-) -> Result<Option<T>> {
-    match extra.get(name) {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(v) => serde_json::from_value(v.clone())
-            .map(Some)
-            .map_err(|e| Error::Config(format!("{name}: {e}"))),
+impl Services {
+    /// Parse and validate from the configuration's top-level `admin`, `attack_list`, `analytics`
+    /// (as kept in [`crate::config::Compiled::extra`]). These are api-warden's own sections: an
+    /// unknown key is an error; a `null` member means the default.
+    pub fn parse(extra: &Map<String, Value>) -> Result<Services> {
+        Ok(Services {
+            admin: Section::open(extra, "admin", &["path", "key"])?
+                .map(parse_admin)
+                .transpose()?,
+            attack_list: Section::open(extra, "attack_list", ATTACK_LIST_KEYS)?
+                .map(parse_attack_list)
+                .transpose()?,
+            analytics: match Section::open(extra, "analytics", ANALYTICS_KEYS)? {
+                Some(s) => parse_analytics(s)?,
+                None => AnalyticsSettings::default(),
+            },
+        })
     }
 }
 
-fn check_path(what: &str, p: &str) -> Result<()> {
+const ATTACK_LIST_KEYS: &[&str] = &[
+    "cluster",
+    "path",
+    "authority",
+    "interval_s",
+    "timeout_ms",
+    "headers",
+    "max_body_bytes",
+];
+
+const ANALYTICS_KEYS: &[&str] = &[
+    "redact",
+    "filter_state",
+    "cluster",
+    "path",
+    "authority",
+    "batch_size",
+    "flush_interval_ms",
+    "max_buffered",
+    "timeout_ms",
+    "headers",
+];
+
+fn parse_admin(s: Section<'_>) -> Result<AdminSettings> {
+    let path = s.required("path")?;
+    check_path("admin.path", &path)?;
+    let path = crate::router::normalize_path(&path);
+    if path == "/" {
+        return Err(ConfigError::field(
+            "admin.path",
+            "must not be / (it would hide every API)",
+        ));
+    }
+    let key = s.required("key")?;
+    if key.len() < 16 {
+        return Err(ConfigError::field(
+            "admin.key",
+            "must be at least 16 characters",
+        ));
+    }
+    Ok(AdminSettings { path, key })
+}
+
+fn parse_attack_list(s: Section<'_>) -> Result<AttackListSettings> {
+    let a = AttackListSettings {
+        cluster: s.required("cluster")?,
+        path: s.required("path")?,
+        authority: s.string("authority")?.unwrap_or_default(),
+        interval_s: s.uint("interval_s")?.unwrap_or_else(default_interval),
+        timeout_ms: s.uint("timeout_ms")?.unwrap_or_else(default_timeout),
+        headers: s.headers("headers")?,
+        max_body_bytes: s.size("max_body_bytes")?.unwrap_or_else(default_max_body),
+    };
+    check_path("attack_list.path", &a.path)?;
+    if a.cluster.is_empty() {
+        return Err(ConfigError::field("attack_list.cluster", "is empty"));
+    }
+    if a.interval_s == 0 || a.timeout_ms == 0 {
+        return Err(ConfigError::sentence(
+            if a.interval_s == 0 {
+                "attack_list.interval_s"
+            } else {
+                "attack_list.timeout_ms"
+            },
+            "attack_list.interval_s and attack_list.timeout_ms must be positive",
+        ));
+    }
+    if a.max_body_bytes > MAX_CALL_BODY {
+        return Err(ConfigError::field(
+            "attack_list.max_body_bytes",
+            format!(
+                "({}) is above {MAX_CALL_BODY} (32 MiB): Envoy drops larger HTTP-call responses, \
+                 so such a feed could never load",
+                a.max_body_bytes
+            ),
+        ));
+    }
+    // One poll per interval only holds if a poll is over (answered or timed out) before the next
+    // is sent; overlapping polls would race to replace the feed.
+    if a.timeout_ms >= a.interval_s.saturating_mul(1000) {
+        return Err(ConfigError::field(
+            "attack_list.timeout_ms",
+            format!(
+                "({}) must be shorter than attack_list.interval_s ({} s)",
+                a.timeout_ms, a.interval_s
+            ),
+        ));
+    }
+    Ok(a)
+}
+
+fn parse_analytics(s: Section<'_>) -> Result<AnalyticsSettings> {
+    let redact = [
+        ("none", Redact::None),
+        ("hash", Redact::Hash),
+        ("omit", Redact::Omit),
+    ];
+    let filter_state = [
+        ("all", FilterState::All),
+        ("record", FilterState::Record),
+        ("none", FilterState::None),
+    ];
+    let a = AnalyticsSettings {
+        redact: s.choice("redact", &redact)?.unwrap_or_default(),
+        filter_state: s.choice("filter_state", &filter_state)?.unwrap_or_default(),
+        cluster: s.string("cluster")?,
+        path: s.string("path")?.unwrap_or_else(default_analytics_path),
+        authority: s.string("authority")?.unwrap_or_default(),
+        batch_size: s.size("batch_size")?.unwrap_or_else(default_batch),
+        flush_interval_ms: s.uint("flush_interval_ms")?.unwrap_or_else(default_flush),
+        max_buffered: s.size("max_buffered")?.unwrap_or_else(default_max_buffered),
+        timeout_ms: s.uint("timeout_ms")?.unwrap_or_else(default_timeout),
+        headers: s.headers("headers")?,
+    };
+    check_path("analytics.path", &a.path)?;
+    if a.cluster.as_deref() == Some("") {
+        return Err(ConfigError::field("analytics.cluster", "is empty"));
+    }
+    let zero = [
+        ("batch_size", a.batch_size == 0),
+        ("max_buffered", a.max_buffered == 0),
+        ("flush_interval_ms", a.flush_interval_ms == 0),
+    ];
+    if let Some((key, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
+        return Err(ConfigError::sentence(
+            format!("analytics.{key}"),
+            "analytics.batch_size, max_buffered and flush_interval_ms must be positive",
+        ));
+    }
+    Ok(a)
+}
+
+fn check_path(field: &str, p: &str) -> Result<()> {
     if !p.starts_with('/') {
-        return Err(Error::Config(format!("{what} {p:?} must start with /")));
+        return Err(ConfigError::field(
+            field,
+            format!("{p:?} must start with /"),
+        ));
     }
     Ok(())
 }
 
-impl Services {
-    /// Parse and validate from the configuration's top-level `admin`, `attack_list`, `analytics`.
-    pub fn parse(extra: &serde_json::Map<String, serde_json::Value>) -> Result<Services> {
-        let mut admin: Option<AdminSettings> = field(extra, "admin")?;
-        if let Some(a) = admin.as_mut() {
-            check_path("admin.path", &a.path)?;
-            a.path = crate::router::normalize_path(&a.path);
-            if a.path == "/" {
-                return Err(Error::Config(
-                    "admin.path must not be / (it would hide every API)".into(),
-                ));
+/// One service section: an object whose keys are all known; `null` members count as missing.
+struct Section<'a> {
+    name: &'static str,
+    obj: &'a Map<String, Value>,
+}
+
+impl<'a> Section<'a> {
+    /// `extra[name]` (`None` when missing or `null`); an unknown key is an error.
+    fn open(
+        extra: &'a Map<String, Value>,
+        name: &'static str,
+        known: &[&str],
+    ) -> Result<Option<Section<'a>>> {
+        let obj = match extra.get(name) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Object(obj)) => obj,
+            Some(other) => {
+                return Err(ConfigError::field(
+                    name,
+                    format!("must be an object, got {}", describe(other)),
+                ))
             }
-            if a.key.len() < 16 {
-                return Err(Error::Config(
-                    "admin.key must be at least 16 characters".into(),
-                ));
-            }
-        }
-        let attack_list: Option<AttackListSettings> = field(extra, "attack_list")?;
-        if let Some(a) = &attack_list {
-            check_path("attack_list.path", &a.path)?;
-            if a.cluster.is_empty() {
-                return Err(Error::Config("attack_list.cluster is empty".into()));
-            }
-            if a.interval_s == 0 || a.timeout_ms == 0 {
-                return Err(Error::Config(
-                    "attack_list.interval_s and attack_list.timeout_ms must be positive".into(),
-                ));
-            }
-            if a.max_body_bytes > MAX_CALL_BODY {
-                return Err(Error::Config(format!(
-                    "attack_list.max_body_bytes ({}) is above {MAX_CALL_BODY} (32 MiB): Envoy drops \
-                     larger HTTP-call responses, so such a feed could never load",
-                    a.max_body_bytes
-                )));
-            }
-            // One poll per interval only holds if a poll is over (answered or timed out) before
-            // the next is sent; overlapping polls would race to replace the feed.
-            if a.timeout_ms >= a.interval_s.saturating_mul(1000) {
-                return Err(Error::Config(format!(
-                    "attack_list.timeout_ms ({}) must be shorter than attack_list.interval_s ({} s)",
-                    a.timeout_ms, a.interval_s
-                )));
-            }
-        }
-        let analytics: AnalyticsSettings = field(extra, "analytics")?.unwrap_or_default();
-        check_path("analytics.path", &analytics.path)?;
-        if analytics.cluster.as_deref() == Some("") {
-            return Err(Error::Config("analytics.cluster is empty".into()));
-        }
-        if analytics.batch_size == 0
-            || analytics.max_buffered == 0
-            || analytics.flush_interval_ms == 0
-        {
-            return Err(Error::Config(
-                "analytics.batch_size, max_buffered and flush_interval_ms must be positive".into(),
+        };
+        if let Some(key) = obj.keys().find(|k| !known.contains(&k.as_str())) {
+            let known: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+            return Err(ConfigError::colon(
+                name,
+                format!(
+                    "unknown field `{key}`, expected one of {}",
+                    known.join(", ")
+                ),
             ));
         }
-        Ok(Services {
-            admin,
-            attack_list,
-            analytics,
+        Ok(Some(Section { name, obj }))
+    }
+
+    fn field(&self, key: &str) -> String {
+        format!("{}.{key}", self.name)
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.obj.get(key).filter(|v| !v.is_null())
+    }
+
+    fn string(&self, key: &str) -> Result<Option<String>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(ConfigError::field(
+                self.field(key),
+                format!("must be a string, got {}", describe(other)),
+            )),
+        }
+    }
+
+    fn required(&self, key: &str) -> Result<String> {
+        self.string(key)?.ok_or_else(|| {
+            ConfigError::sentence(
+                self.field(key),
+                format!("{}: missing field `{key}`", self.name),
+            )
         })
+    }
+
+    fn uint(&self, key: &str) -> Result<Option<u64>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => get_uint(&self.field(key), v, u64::MAX),
+        }
+    }
+
+    fn size(&self, key: &str) -> Result<Option<usize>> {
+        let max = u64::try_from(usize::MAX).unwrap_or(u64::MAX);
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => Ok(get_uint(&self.field(key), v, max)?
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX))),
+        }
+    }
+
+    /// Name → value strings; a `null` value leaves the header out.
+    fn headers(&self, key: &str) -> Result<BTreeMap<String, String>> {
+        let field = self.field(key);
+        let obj = match self.get(key) {
+            None => return Ok(BTreeMap::new()),
+            Some(Value::Object(obj)) => obj,
+            Some(other) => {
+                return Err(ConfigError::field(
+                    field,
+                    format!(
+                        "must be an object of name: value strings, got {}",
+                        describe(other)
+                    ),
+                ))
+            }
+        };
+        let mut out = BTreeMap::new();
+        for (name, value) in obj {
+            match value {
+                Value::Null => {}
+                Value::String(v) => {
+                    out.insert(name.clone(), v.clone());
+                }
+                other => {
+                    return Err(ConfigError::field(
+                        format!("{field}.{name}"),
+                        format!("must be a string, got {}", describe(other)),
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One of `choices`, by name.
+    fn choice<T: Copy>(&self, key: &str, choices: &[(&str, T)]) -> Result<Option<T>> {
+        let Some(name) = self.string(key)? else {
+            return Ok(None);
+        };
+        match choices.iter().find(|(n, _)| *n == name) {
+            Some((_, v)) => Ok(Some(*v)),
+            None => {
+                let names: Vec<String> = choices.iter().map(|(n, _)| format!("`{n}`")).collect();
+                Err(ConfigError::colon(
+                    self.field(key),
+                    format!(
+                        "unknown variant `{name}`, expected one of {}",
+                        names.join(", ")
+                    ),
+                ))
+            }
+        }
     }
 }
 
