@@ -269,7 +269,7 @@ pub fn upstream_reading(normalized_path: &str) -> Option<String> {
         i += 1;
     }
     // Only ASCII bytes were replaced or removed, so `out` is still UTF-8.
-    Some(normalize_path(&String::from_utf8_lossy(&out)))
+    Some(normalize_path(&crate::parse::lossy(out)))
 }
 
 /// Decode `%XX` escapes of unreserved characters; uppercase the hex of the others; keep bad

@@ -446,27 +446,7 @@ fn is_name_byte(b: u8) -> bool {
 
 /// True when `s` is a non-empty RFC 9110 token (valid header or cookie name).
 pub(super) fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'-'
-                        | b'.'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'|'
-                        | b'~'
-                )
-        })
+    crate::parse::is_token(s)
 }
 
 /// Short description of a JSON value for error messages: `string "yes"`, `number 3`, `an array`.

@@ -1,8 +1,6 @@
 //! Compiles the `ase` section (ASE's `ase.conf` switches and the block response) and the
 //! `deny_list` / `allow_list` sections. Pure functions over `serde_json::Value`; no host calls.
 
-use std::net::IpAddr;
-
 use serde_json::Value;
 
 use super::api::{describe, is_token};
@@ -233,11 +231,8 @@ fn list_value(field: &str, id_type: IdType, item: &Value) -> Result<String> {
     if id_type != IdType::Ip {
         return Ok(s.clone());
     }
-    let ip: IpAddr = s
-        .trim()
-        .parse()
-        .map_err(|_| ConfigError::field(field, format!("{s:?} is not an IPv4 or IPv6 address")))?;
     // Canonical like the identified peer (`parse::parse_ip`): an IPv4-mapped IPv6 entry
     // (`::ffff:192.0.2.1`) must match the IPv4 client it names.
-    Ok(ip.to_canonical().to_string())
+    crate::parse::canonical_ip(s)
+        .ok_or_else(|| ConfigError::field(field, format!("{s:?} is not an IPv4 or IPv6 address")))
 }
