@@ -85,6 +85,8 @@ soak: build envoy ## mixed traffic for SOAK_SECONDS (default 600) with list chur
 	python3 bench/soak.py --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
 
 FUZZ_SECONDS ?= 300
+# fuzz/ is a workspace member; the workspace's release profile has LTO, which sanitizer-coverage
+# builds cannot link, so the fuzz builds turn it off.
 FUZZ_TARGETS  := config jwt parsers path_match pipeline
 
 fuzz-tools: ## install cargo-fuzz (runs on the nightly toolchain)
@@ -93,11 +95,11 @@ fuzz-tools: ## install cargo-fuzz (runs on the nightly toolchain)
 
 fuzz: fuzz-tools ## fuzz every target for FUZZ_SECONDS each (default 300); new inputs go to fuzz/corpus/
 	@for t in $(FUZZ_TARGETS); do echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
-	  (cd fuzz && cargo +nightly fuzz run $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536) || exit 1; done
+	  (cd fuzz && CARGO_PROFILE_RELEASE_LTO=false cargo +nightly fuzz run $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536) || exit 1; done
 
 fuzz-smoke: fuzz-tools ## short fuzz run of every target (FUZZ_SMOKE_SECONDS, default 20) on a copy of the corpus, as CI does
 	@for t in $(FUZZ_TARGETS); do echo "== fuzz smoke $$t"; d=$$(mktemp -d); cp -r fuzz/corpus/$$t/. $$d/; \
-	  (cd fuzz && cargo +nightly fuzz run $$t $$d -- -max_total_time=$${FUZZ_SMOKE_SECONDS:-20} -max_len=65536) || exit 1; rm -rf $$d; done
+	  (cd fuzz && CARGO_PROFILE_RELEASE_LTO=false cargo +nightly fuzz run $$t $$d -- -max_total_time=$${FUZZ_SMOKE_SECONDS:-20} -max_len=65536) || exit 1; rm -rf $$d; done
 
 clean: ## remove build output
 	cargo clean
