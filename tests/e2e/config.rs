@@ -3,11 +3,11 @@
 //! files load verbatim; requests are matched to APIs (longest url on segment boundaries, specific
 //! host before `*`, normalized paths) and the match reaches the access-log record.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::harness::{Envoy, LogLine, Opts};
+use crate::harness::{eventually, Envoy, LogLine, Opts};
 
 /// The seeds' API JSON files, shared with the configuration unit tests.
 #[allow(dead_code)]
@@ -318,14 +318,12 @@ fn bad_attack_list_settings_are_refused() {
 
 /// Envoy's log once it holds `want` (Envoy flushes its log file a little after `/ready`).
 fn log_with(envoy: &Envoy, want: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = envoy.log();
-        if log.contains(want) || Instant::now() > deadline {
-            return log;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut log = String::new();
+    eventually(10, || {
+        log = envoy.log();
+        log.contains(want)
+    });
+    log
 }
 
 /// Envoy started with `cfg`; its log says api-warden loaded `n` APIs (returned with the log).
@@ -592,13 +590,11 @@ fn an_unmatched_request_passes_and_is_recorded_without_an_api() {
 
 /// The paths the upstream saw, once its access log holds at least `n` lines (10 s deadline).
 fn upstream_paths(envoy: &Envoy, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let mut lines = Vec::new();
+    eventually(10, || {
         let text = std::fs::read_to_string(&envoy.upstream_log).unwrap_or_default();
-        let lines: Vec<String> = text.lines().map(str::to_string).collect();
-        if lines.len() >= n || Instant::now() > deadline {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        lines = text.lines().map(str::to_string).collect();
+        lines.len() >= n
+    });
+    lines
 }
