@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::evasion::{complete_records, config, deny, marked, record_marked};
-use crate::harness::{self, eventually, jwt, Envoy, Jwt, Opts, Response};
+use crate::harness::{self, eventually, jwt, Envoy, Jwt, Response};
 
 /// Lines that would mean the VM failed: a Rust panic, a wasm trap, a failed callback.
 const VM_FAILURES: [&str; 5] = [
@@ -491,13 +491,7 @@ fn deeply_nested_and_huge_jwt_payloads_are_invalid_not_fatal() {
 
 /// Start Envoy with `cfg` and expect it to refuse; return api-warden's rejection line.
 fn refusal(cfg: &str) -> String {
-    let log = match Envoy::try_start(cfg, Opts::default()) {
-        Ok(mut e) => {
-            let exited = e.wait_exit(Duration::from_secs(5));
-            panic!("Envoy accepted a bad configuration (exit {exited:?}):\n{cfg:.300}");
-        }
-        Err((_, log)) => log,
-    };
+    let log = Envoy::refused(cfg);
     for bad in VM_FAILURES {
         assert!(
             !log.contains(bad),

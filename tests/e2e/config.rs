@@ -3,31 +3,18 @@
 //! files load verbatim; requests are matched to APIs (longest url on segment boundaries, specific
 //! host before `*`, normalized paths) and the match reaches the access-log record.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
-use crate::harness::{eventually, Envoy, LogLine, Opts};
+use crate::harness::{eventually, Envoy, LogLine};
 
 /// The seeds' API JSON files, shared with the configuration unit tests.
 #[allow(dead_code)]
 #[path = "../../crates/core/src/config/tests/seeds.rs"]
 pub(crate) mod seeds;
 
-/// Start Envoy with `cfg`, expect it to refuse, and return its log.
-fn refused(cfg: &str) -> String {
-    match Envoy::try_start(cfg, Opts::default()) {
-        Ok(mut e) => {
-            let exited = e.wait_exit(Duration::from_secs(5));
-            panic!("envoy accepted a bad configuration (exit: {exited:?}):\n{cfg}");
-        }
-        Err((_, log)) => log,
-    }
-}
-
 /// Envoy refuses `cfg`, and its log holds api-warden's rejection line with every `want` in it.
 fn assert_refused(cfg: &str, wants: &[&str]) {
-    let log = refused(cfg);
+    let log = Envoy::refused(cfg);
     let line = log
         .lines()
         .find(|l| l.contains("api-warden: invalid configuration:"))

@@ -1,19 +1,20 @@
 //! End-to-end fault tests: an xDS-style reload (file-based LDS) to a bad configuration and back
-//! while requests flow; what clients see when the VM cannot start, per `failure_policy`; a
-//! running VM that traps (test-only `fault-injection` build), per `failure_policy`; a
-//! collector slower than `analytics.timeout_ms`; records buffered when a reload removes a plugin;
-//! export throughput above one batch per flush interval. Attack-list faults are in `attack_list.rs`, collector 500s and a collector that is
-//! gone in `records.rs`.
+//! while requests flow; records buffered when a reload removes a plugin; what clients see when the
+//! VM cannot start, per `failure_policy`; a running VM that traps (test-only `fault-injection`
+//! build), per `failure_policy`. A slow collector and export throughput are in `export_faults.rs`,
+//! attack-list faults in `attack_list.rs`, collector 500s and a collector that is gone in
+//! `records.rs`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::harness::{self, eventually, yaml, Envoy, Launch, Opts, TestServer};
+use crate::export_faults::Collector;
+use crate::harness::{self, eventually, yaml, Envoy, Launch, TestServer};
 
 const KEY: &str = "fault-test-admin-key-0123456789";
 
@@ -346,49 +347,6 @@ fn lds_reload_to_a_bad_config_keeps_the_last_good_state_and_the_next_good_one_ap
     assert!(envoy.alive());
 }
 
-/// A collector that accepts JSON-array batches (or, while `slow`, sleeps past the exporter's
-/// timeout without accepting) and remembers the correlation ids it accepted.
-struct Collector {
-    server: TestServer,
-    ids: Arc<Mutex<Vec<String>>>,
-    slow: Arc<AtomicBool>,
-}
-
-impl Collector {
-    fn start() -> Collector {
-        let ids: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
-        let slow = Arc::new(AtomicBool::new(false));
-        let (i, s) = (ids.clone(), slow.clone());
-        let server = TestServer::start(move |r| {
-            if s.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(1200));
-                return (200, b"{}".to_vec());
-            }
-            match serde_json::from_slice::<Value>(&r.body) {
-                Ok(Value::Array(items)) => {
-                    let mut ids = i.lock().unwrap();
-                    for item in items {
-                        let id = &item["attributes"]["HttpRequest.CorrelationId"];
-                        ids.push(id.as_str().unwrap_or_default().to_string());
-                    }
-                    (200, b"{}".to_vec())
-                }
-                _ => (400, b"{\"error\":\"not a JSON array\"}".to_vec()),
-            }
-        });
-        Collector { server, ids, slow }
-    }
-
-    fn missing(&self, ids: &[String]) -> Vec<String> {
-        let got = self.ids.lock().unwrap();
-        ids.iter().filter(|id| !got.contains(id)).cloned().collect()
-    }
-
-    fn has_all(&self, ids: &[String]) -> bool {
-        self.missing(ids).is_empty()
-    }
-}
-
 /// A static listener whose api-warden code comes from `code_server` (`code.remote`, as Istio
 /// fetches it), with `policy` and the plugin configuration `plugin`.
 fn remote_code_envoy(
@@ -514,64 +472,6 @@ fn bad_config_arriving_after_start_fails_closed_with_503_unless_fail_open() {
 }
 
 #[test]
-fn slow_collector_past_the_timeout_delays_no_request_and_is_retried() {
-    let collector = Collector::start();
-    collector.slow.store(true, Ordering::SeqCst);
-    let config = json!({
-        "apis": [{"name": "shop", "api_metadata": {"url": "/shop", "hostname": "*"}}],
-        "analytics": {"cluster": "collector", "path": "/records", "batch_size": 5,
-                      "flush_interval_ms": 200, "timeout_ms": 300},
-    })
-    .to_string();
-    let envoy = Envoy::start_with(
-        &config,
-        Opts {
-            extra_clusters: collector.server.cluster("collector"),
-            ..Opts::default()
-        },
-    );
-    let mut ids = Vec::new();
-    for i in 0..12 {
-        let id = format!("slow-{i}");
-        let started = Instant::now();
-        let r = envoy.get("/shop/items", &[("x-request-id", &id)]);
-        assert_eq!(r.status, 200, "{id}");
-        assert!(
-            started.elapsed() < Duration::from_millis(1000),
-            "{id} took {:?} while the collector was slow",
-            started.elapsed()
-        );
-        ids.push(id);
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let retried = || envoy.stat("wasmcustom.api_warden.export.batches_retried");
-    assert!(
-        eventually(8, || retried() >= 2),
-        "batches_retried = {}",
-        retried()
-    );
-    assert!(
-        !collector.server.requests().is_empty(),
-        "the collector was never called"
-    );
-    assert_eq!(collector.missing(&ids), ids, "accepted while slow");
-
-    // The collector recovers: every record arrives (at least once: a batch that timed out may
-    // have been received, so a slow collector can see a record twice), none was dropped.
-    collector.slow.store(false, Ordering::SeqCst);
-    assert!(
-        eventually(10, || collector.has_all(&ids)),
-        "missing after recovery: {:?}",
-        collector.missing(&ids)
-    );
-    assert_eq!(
-        envoy.stat("wasmcustom.api_warden.export.records_dropped"),
-        0
-    );
-    assert_eq!(envoy.get("/shop/after", &[]).status, 200);
-}
-
-#[test]
 fn records_buffered_by_a_plugin_that_a_reload_removes_are_exported() {
     // The replaced listener drains for 1 s, shorter than the 5 s flush interval: its plugin's
     // root context goes away with records still buffered.
@@ -608,47 +508,6 @@ fn records_buffered_by_a_plugin_that_a_reload_removes_are_exported() {
         collector.missing(&ids)
     );
     assert!(envoy.alive());
-}
-
-#[test]
-fn export_keeps_up_with_more_than_one_batch_per_flush_interval() {
-    // 40 records at once, batches of 5, a flush interval of 1 s, a healthy collector: one batch
-    // per tick would need 8 s; chaining full batches needs about one tick.
-    let collector = Collector::start();
-    let config = json!({
-        "apis": [{"name": "shop", "api_metadata": {"url": "/shop", "hostname": "*"}}],
-        "analytics": {"cluster": "collector", "path": "/records", "batch_size": 5,
-                      "flush_interval_ms": 1000},
-    })
-    .to_string();
-    let envoy = Envoy::start_with(
-        &config,
-        Opts {
-            extra_clusters: collector.server.cluster("collector"),
-            ..Opts::default()
-        },
-    );
-    let ids: Vec<String> = (0..40)
-        .map(|i| {
-            let id = format!("burst-{i}");
-            assert_eq!(
-                envoy.get("/shop/items", &[("x-request-id", &id)]).status,
-                200
-            );
-            id
-        })
-        .collect();
-    let sent_at = Instant::now();
-    assert!(
-        eventually(10, || collector.has_all(&ids)),
-        "missing: {:?}",
-        collector.missing(&ids)
-    );
-    assert!(
-        sent_at.elapsed() < Duration::from_millis(3000),
-        "40 records in batches of 5 took {:?} to export with a healthy collector",
-        sent_at.elapsed()
-    );
 }
 
 /// A static listener running the test-only `fault-injection` build under `policy`.

@@ -215,6 +215,20 @@ impl Envoy {
         })
     }
 
+    /// Start the test bootstrap with a configuration Envoy must refuse; returns Envoy's log, or
+    /// panics when Envoy accepted it.
+    pub fn refused(plugin_config: &str) -> String {
+        match Envoy::try_start(plugin_config, Opts::default()) {
+            Ok(mut e) => {
+                let exited = e.wait_exit(Duration::from_secs(5));
+                panic!(
+                    "envoy accepted a bad configuration (exit: {exited:?}):\n{plugin_config:.300}"
+                );
+            }
+            Err((_, log)) => log,
+        }
+    }
+
     /// Launch what `make` describes and wait for admin `/ready` (30 s); on failure return
     /// (reason, Envoy's log) after making sure the process is gone. A port taken between
     /// [`free_port`] and Envoy's bind (tests run in parallel) is retried: `make` is called again
