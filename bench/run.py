@@ -19,41 +19,24 @@ Writes bench/results.md. Standard library only.
 """
 
 import argparse
-import base64
 import datetime
-import http.server
 import json
 import os
 import platform
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENVOY = os.environ.get("ENVOY") or os.path.join(ROOT, ".venv/bin/envoy")
-WASM = os.path.join(ROOT, "target/wasm32-wasip1/release/api_warden.wasm")
-FLOOR = os.path.join(ROOT, "target/wasm32-wasip1/release/wasm_floor.wasm")
+from common import (ENVOY, FLOOR, ROOT, WASM, Envoy, Server, access_log, bootstrap, cluster, direct_response,
+                    envoy_version, free_port, jwt, listener, rss_kib, stats, wasm_filter)
+
 OUT = os.path.join(ROOT, "bench/out")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-TYPES = ["ip", "token", "api_key", "cookie", "username"]
-
-
-def b64url(obj):
-    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
-
-
-JWT = ".".join([
-    b64url({"alg": "HS256", "typ": "JWT"}),
-    b64url({"sub": "alice", "username": "alice", "client_id": "app-1", "iss": "https://idp.example",
-            "aud": "shop", "scope": "read write", "iat": 1700000000, "exp": 4100000000}),
-    "c2lnbmF0dXJl",
-])
+JWT = jwt({"sub": "alice", "username": "alice", "client_id": "app-1", "iss": "https://idp.example",
+           "aud": "shop", "scope": "read write", "iat": 1700000000, "exp": 4100000000})
 REQUEST_PATH = "/api3/items?id=1"
 REQUEST_HEADERS = {
     "Authorization": "Bearer " + JWT,
@@ -63,50 +46,19 @@ REQUEST_HEADERS = {
 }
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """A threaded HTTP server: the attack-list feed (GET) and the analytics collector (POST)."""
+class Feed:
+    """The attack-list feed (GET, paginated) and the analytics collector (POST) on one server."""
 
     def __init__(self):
         self.pages = [b"{}"]
-        self.records = 0
-        self.lock = threading.Lock()
-        outer = self
+        self.server = Server(self.handle)
+        self.port = self.server.port
 
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                page = 0
-                if "page=" in self.path:
-                    page = int(self.path.rsplit("page=", 1)[1])
-                body = outer.pages[page] if page < len(outer.pages) else b"{}"
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_POST(self):
-                n = int(self.headers.get("content-length", "0"))
-                data = self.rfile.read(n)
-                with outer.lock:
-                    outer.records += data.count(b'"action"')
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def handle(self, method, path, body):
+        if method == "POST":
+            return 200, b""
+        page = int(path.rsplit("page=", 1)[1]) if "page=" in path else 0
+        return 200, self.pages[page] if page < len(self.pages) else b"{}"
 
     def set_feed(self, n, per_page=200_000):
         """Build a feed with n entries per type, paginated (Envoy drops HTTP-call responses over
@@ -152,92 +104,17 @@ def plugin_config(kind, feed_port, collector):
     return json.dumps(cfg)
 
 
-def bootstrap(kind, port, admin, feed_port, log_path):
+def envoy_bootstrap(kind, port, admin, feed_port, log_path):
+    """The listener of every configuration: direct_response 200 behind the filter of `kind` (none,
+    the floor, api-warden), the record access log; the feed and collector clusters."""
     if kind == "A":
         filters = ""
-        log_format = 'json_format: {status: "%RESPONSE_CODE%", path: "%REQ(:PATH)%", start: "%START_TIME%"}'
     elif kind == "B":
-        filters = wasm_filter("floor", FLOOR, "")
-        log_format = 'json_format: {status: "%RESPONSE_CODE%", path: "%REQ(:PATH)%", start: "%START_TIME%"}'
+        filters = wasm_filter("", code=FLOOR, name="floor", root_id="floor", vm_id="floor")
     else:
-        filters = wasm_filter("api_warden", WASM, plugin_config(kind, feed_port, None))
-        log_format = 'text_format_source: {inline_string: "%FILTER_STATE(wasm.api_warden.record:PLAIN)%\\n"}'
-    return f"""
-admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
-static_resources:
-  listeners:
-  - name: main
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: main
-          use_remote_address: true
-          access_log:
-          - name: envoy.access_loggers.file
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
-              path: {log_path}
-              log_format: {{ {log_format} }}
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{ prefix: "/" }}
-                direct_response: {{ status: 200, body: {{ inline_string: "ok" }} }}
-          http_filters:
-{filters}          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: abs
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: abs
-      endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {feed_port} }} }} }} }}] }}]
-  - name: collector
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: collector
-      endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {feed_port} }} }} }} }}] }}]
-"""
-
-
-def wasm_filter(name, path, config):
-    return f"""          - name: envoy.filters.http.wasm
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: {name}
-                root_id: {name}
-                vm_config:
-                  vm_id: {name}
-                  runtime: envoy.wasm.runtime.v8
-                  code: {{ local: {{ filename: {path} }} }}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: {json.dumps(config)}
-"""
-
-
-def http_get(port, path, timeout=2):
-    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=timeout) as r:
-        return r.status, r.read().decode()
-
-
-def stat_value(admin, name):
-    try:
-        _, text = http_get(admin, "/stats?filter=" + name)
-    except OSError:
-        return 0
-    m = re.search(re.escape(name) + r": (\d+)", text)
-    return int(m.group(1)) if m else 0
+        filters = wasm_filter(plugin_config(kind, feed_port, None))
+    main = listener("main", port, direct_response("ok"), http_filters=filters, access_log=access_log(log_path))
+    return bootstrap(admin, main, cluster("abs", feed_port) + cluster("collector", feed_port))
 
 
 def cpu_ticks(pid):
@@ -246,61 +123,35 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+class Run:
+    """One Envoy of configuration `kind`, started (with its deny lists loaded for C and D)."""
 
-
-class Envoy:
-    def __init__(self, kind, server, entries, tag):
-        self.port, self.admin = free_port(), free_port()
-        os.makedirs(OUT, exist_ok=True)
+    def __init__(self, kind, feed, tag):
+        self.port, admin = free_port(), free_port()
         self.dir = os.path.join(OUT, tag)
-        os.makedirs(self.dir, exist_ok=True)
-        cfg = os.path.join(self.dir, "envoy.yaml")
-        with open(cfg, "w") as f:
-            f.write(bootstrap(kind, self.port, self.admin, server.port, os.path.join(self.dir, "access.log")))
-        self.log = open(os.path.join(self.dir, "envoy.log"), "w")
-        self.proc = subprocess.Popen(
-            [ENVOY, "-c", cfg, "--concurrency", "1", "--disable-hot-restart", "--log-level", "warn"],
-            stdout=subprocess.DEVNULL, stderr=self.log)
-        deadline = time.time() + 60
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError("envoy %s exited; see %s" % (tag, self.log.name))
-            try:
-                if http_get(self.admin, "/ready")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                self.stop()
-                raise RuntimeError("envoy %s not ready" % tag)
-            time.sleep(0.1)
+        self.envoy = Envoy(self.dir, envoy_bootstrap(kind, self.port, admin, feed.port,
+                                                     os.path.join(self.dir, "access.log")),
+                           admin, ["--concurrency", "1", "--log-level", "warn"])
+        self.proc = self.envoy.proc
         self.load_seconds = 0.0
         if kind in "CD":
             t0 = time.time()
-            deadline = t0 + 600
-            while stat_value(self.admin, "wasmcustom.api_warden.attack_list.polls_ok") < 1:
-                if stat_value(self.admin, "wasmcustom.api_warden.attack_list.polls_failed") > 0:
-                    raise RuntimeError("attack-list load failed; see %s" % self.log.name)
-                if time.time() > deadline:
+            while self.stat("attack_list.polls_ok") < 1:
+                if self.stat("attack_list.polls_failed") > 0:
+                    self.stop()
+                    raise RuntimeError("attack-list load failed; see %s" % self.envoy.log_path)
+                if time.time() > t0 + 600:
+                    self.stop()
                     raise RuntimeError("attack list not loaded after 600 s")
                 time.sleep(0.2)
             self.load_seconds = time.time() - t0
         self.rss_kib = rss_kib(self.proc.pid)
 
+    def stat(self, name):
+        return stats(self.envoy.admin, "wasmcustom.api_warden.").get(name, 0)
+
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+        self.envoy.stop()
 
 
 def wrk(port, seconds, connections):
@@ -327,8 +178,8 @@ def wrk(port, seconds, connections):
     }
 
 
-def measure(kind, server, entries, seconds, connections, tag):
-    e = Envoy(kind, server, entries, tag)
+def measure(kind, feed, seconds, connections, tag):
+    e = Run(kind, feed, tag)
     try:
         wrk(e.port, 1, connections)  # warm-up
         t0 = cpu_ticks(e.proc.pid)
@@ -370,13 +221,13 @@ def main():
     for p in (ENVOY, WASM, FLOOR):
         if not os.path.exists(p):
             sys.exit("missing %s (run through `make bench`)" % p)
-    server = Server()
+    server = Feed()
     print("building the attack-list feed: %d entries per type ..." % args.entries, flush=True)
     server.set_feed(args.entries)
     results = {k: [] for k in "ABCD"}
     for rnd in range(args.rounds):
         for kind in "ABCD":
-            r = measure(kind, server, args.entries, args.seconds, args.connections, "%s%d" % (kind, rnd))
+            r = measure(kind, server, args.seconds, args.connections, "%s%d" % (kind, rnd))
             results[kind].append(r)
             print("round %d %s: %8.0f req/s  p50 %6.0f us  p99 %6.0f us  cpu %6.1f us/req  rss %6.0f MiB"
                   % (rnd + 1, kind, r["rps"], r["p50_us"], r["p99_us"], r["cpu_us_per_req"], r["rss_mib"]),
@@ -395,7 +246,7 @@ def main():
         for rnd in range(args.rounds):
             for n in sizes:
                 server.pages = pages[n]
-                r = measure("C", server, n, args.seconds, args.connections, "sweep%d_%d" % (n, rnd))
+                r = measure("C", server, args.seconds, args.connections, "sweep%d_%d" % (n, rnd))
                 rows[n].append(r)
                 print("sweep round %d %8d entries/type: cpu %6.1f us/req  rss %6.0f MiB  load %.1f s"
                       % (rnd + 1, n, r["cpu_us_per_req"], r["rss_mib"], r["load_s"]), flush=True)
@@ -472,12 +323,6 @@ def cpu_model():
     except OSError:
         pass
     return "unknown CPU"
-
-
-def envoy_version():
-    out = subprocess.run([ENVOY, "--version"], capture_output=True, text=True).stdout
-    m = re.search(r"version: (\S+)", out)
-    return m.group(1) if m else out.strip()
 
 
 if __name__ == "__main__":

@@ -22,11 +22,9 @@ exits non-zero when the filter caused errors. Standard library only.
 """
 
 import argparse
-import base64
 import collections
 import datetime
 import http.client
-import http.server
 import json
 import os
 import platform
@@ -34,39 +32,20 @@ import random
 import re
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENVOY = os.environ.get("ENVOY") or os.path.join(ROOT, ".venv/bin/envoy")
-WASM = os.path.join(ROOT, "target/wasm32-wasip1/release/api_warden.wasm")
+import common
+from common import ENVOY, ROOT, TYPES, WASM, Server, envoy_version, free_port, rss_kib
+
 OUT = os.path.join(ROOT, "bench/out/soak")
 ADMIN_KEY = "soak-admin-key-0123456789abcdef"
-TYPES = ["ip", "token", "api_key", "cookie", "username"]
 FEED_FILLER = 5000  # feed entries per type that no request uses (a realistic feed size)
 
 
-def b64url(obj):
-    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
-
-
 def jwt(username):
-    return ".".join([
-        b64url({"alg": "HS256", "typ": "JWT"}),
-        b64url({"sub": username, "username": username, "client_id": "app-1", "exp": 4100000000}),
-        "c2lnbmF0dXJl",
-    ])
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return common.jwt({"sub": username, "username": username, "client_id": "app-1", "exp": 4100000000})
 
 
 def now():
@@ -85,66 +64,31 @@ class Backends:
         self.flap = (flap_up_s, flap_down_s)
         self.t0 = now()
         self.force_up = False
-        outer = self
+        self.server = Server(self.handle)
+        self.port = self.server.port
 
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                with outer.lock:
-                    body = outer.feed
-                    outer.feed_gets += 1
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_POST(self):
-                n = int(self.headers.get("content-length", "0"))
-                data = self.rfile.read(n)
-                state = outer.collector_state()
-                if state == "dropped":
-                    with outer.lock:
-                        outer.posts["dropped"] += 1
-                    self.close_connection = True
-                    try:
-                        self.connection.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-                    return
-                if state == "503":
-                    with outer.lock:
-                        outer.posts["503"] += 1
-                    self.send_response(503)
-                    self.send_header("content-length", "0")
-                    self.end_headers()
-                    return
-                try:
-                    records = json.loads(data)
-                except ValueError:
-                    records = None
-                if not isinstance(records, list):
-                    self.send_response(400)
-                    self.send_header("content-length", "0")
-                    self.end_headers()
-                    return
-                with outer.lock:
-                    outer.posts["accepted"] += 1
-                    for r in records:
-                        rid = (r.get("attributes") or {}).get("HttpRequest.CorrelationId") or "?"
-                        outer.accepted[rid] += 1
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def handle(self, method, path, data):
+        if method == "GET":
+            with self.lock:
+                self.feed_gets += 1
+                return 200, self.feed
+        state = self.collector_state()
+        if state in ("dropped", "503"):
+            with self.lock:
+                self.posts[state] += 1
+            return None if state == "dropped" else (503, b"")
+        try:
+            records = json.loads(data)
+        except ValueError:
+            records = None
+        if not isinstance(records, list):
+            return 400, b""
+        with self.lock:
+            self.posts["accepted"] += 1
+            for r in records:
+                rid = (r.get("attributes") or {}).get("HttpRequest.CorrelationId") or "?"
+                self.accepted[rid] += 1
+        return 200, b""
 
     def collector_state(self):
         if self.force_up:
@@ -162,8 +106,7 @@ class Backends:
             self.feed = body
 
     def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()
 
 
 def plugin_config(backends_port):
@@ -194,145 +137,41 @@ def plugin_config(backends_port):
     }
 
 
-def wasm_filter(name, config):
-    return f"""          - name: envoy.filters.http.wasm
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: {name}
-                root_id: api_warden
-                allow_on_headers_stop_iteration: true
-                failure_policy: FAIL_CLOSED
-                vm_config:
-                  vm_id: api_warden
-                  runtime: envoy.wasm.runtime.v8
-                  code: {{ local: {{ filename: {WASM} }} }}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: {json.dumps(json.dumps(config))}
-"""
-
-
 def bootstrap(port, admin_port, envoy_admin, backends_port, access_log):
-    log_format = ('"%REQ(x-request-id)% %RESPONSE_CODE% %RESPONSE_FLAGS% '
-                  '%FILTER_STATE(wasm.api_warden.decision:PLAIN)% %FILTER_STATE(wasm.api_warden.reason:PLAIN)%\\n"')
-    router = """          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-"""
+    """The public listener (api-warden, FAIL_CLOSED, the soak's access log) and the admin API
+    listener (api-warden with only the admin API, sharing the lists), the backends cluster."""
+    log_format = ("%REQ(x-request-id)% %RESPONSE_CODE% %RESPONSE_FLAGS% "
+                  "%FILTER_STATE(wasm.api_warden.decision:PLAIN)% %FILTER_STATE(wasm.api_warden.reason:PLAIN)%\\n")
 
-    def listener(name, port, filters, log):
-        access = ""
-        if log:
-            access = f"""          access_log:
-          - name: envoy.access_loggers.file
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
-              path: {log}
-              log_format: {{ text_format_source: {{ inline_string: {log_format} }} }}
-"""
-        return f"""  - name: {name}
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: {name}
-          use_remote_address: true
-          preserve_external_request_id: true
-{access}          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{ prefix: "/" }}
-                direct_response: {{ status: 200, body: {{ inline_string: "ok" }} }}
-          http_filters:
-{filters}{router}"""
+    def filters(name, config):
+        return common.wasm_filter(json.dumps(config), name=name, failure_policy="FAIL_CLOSED")
 
-    admin_cfg = {"admin": {"path": "/_api_warden", "key": ADMIN_KEY}}
-    return f"""admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {envoy_admin} }} }}
-static_resources:
-  listeners:
-{listener("public", port, wasm_filter("api_warden", plugin_config(backends_port)), access_log)}{listener("api_warden_admin", admin_port, wasm_filter("api_warden_admin", admin_cfg), None)}  clusters:
-  - name: backends
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: backends
-      endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {backends_port} }} }} }} }}] }}]
-"""
-
-
-def http_get(port, path, timeout=5):
-    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=timeout) as r:
-        return r.status, r.read().decode()
+    public = common.listener("public", port, common.direct_response("ok"),
+                             http_filters=filters("api_warden", plugin_config(backends_port)),
+                             access_log=common.access_log(access_log, log_format))
+    admin = common.listener("api_warden_admin", admin_port, common.direct_response("ok"),
+                            http_filters=filters("api_warden_admin", {"admin": {"path": "/_api_warden", "key": ADMIN_KEY}}))
+    return common.bootstrap(envoy_admin, public + admin, common.cluster("backends", backends_port))
 
 
 def wasm_stats(admin):
-    try:
-        _, text = http_get(admin, "/stats?filter=wasmcustom")
-    except OSError:
-        return {}
-    out = {}
-    for m in re.finditer(r"^wasmcustom\.api_warden\.(\S+): (\d+)$", text, re.M):
-        out[m.group(1)] = int(m.group(2))
-    return out
-
-
-def rss_kib(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return common.stats(admin, "wasmcustom.api_warden.")
 
 
 class Envoy:
     def __init__(self, backends):
         if os.path.isdir(OUT):
             shutil.rmtree(OUT)
-        os.makedirs(OUT)
         self.port, self.admin_port, self.admin = free_port(), free_port(), free_port()
         self.access_log = os.path.join(OUT, "access.log")
-        cfg = os.path.join(OUT, "envoy.yaml")
-        with open(cfg, "w") as f:
-            f.write(bootstrap(self.port, self.admin_port, self.admin, backends.port, self.access_log))
-        self.log_path = os.path.join(OUT, "envoy.log")
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [ENVOY, "-c", cfg, "--concurrency", "2", "--disable-hot-restart", "--log-level", "warn",
-             "--component-log-level", "wasm:warn", "--file-flush-interval-msec", "500"],
-            stdout=subprocess.DEVNULL, stderr=self.log)
-        deadline = now() + 60
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError("envoy exited; see %s" % self.log_path)
-            try:
-                if http_get(self.admin, "/ready")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if now() > deadline:
-                raise RuntimeError("envoy not ready after 60 s; see %s" % self.log_path)
-            time.sleep(0.1)
+        self.envoy = common.Envoy(
+            OUT, bootstrap(self.port, self.admin_port, self.admin, backends.port, self.access_log), self.admin,
+            ["--concurrency", "2", "--log-level", "warn", "--component-log-level", "wasm:warn",
+             "--file-flush-interval-msec", "500"])
+        self.proc, self.log_path = self.envoy.proc, self.envoy.log_path
 
     def stop(self):
-        if self.log.closed:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+        self.envoy.stop()
 
 
 class Lists:
@@ -791,12 +630,6 @@ def analyse(args, client, lists, backends, envoy, st, rss, elapsed, expected):
         lines.append("Admin API anomalies: %s" % "; ".join(lists.admin_errors[:5]))
     lines += ["", "Reproduce: `make soak SOAK_SECONDS=%d` (options: `python3 bench/soak.py --help`)." % args.seconds]
     return {"text": "\n".join(lines) + "\n", "errors": errors}
-
-
-def envoy_version():
-    out = subprocess.run([ENVOY, "--version"], capture_output=True, text=True).stdout
-    m = re.search(r"version: (\S+)", out)
-    return m.group(1) if m else out.strip()
 
 
 if __name__ == "__main__":

@@ -9,10 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use crate::enforcement::{
-    assert_blocked, eventually, on_both_workers, record_for, stat, two_workers,
-};
-use crate::harness::{self, Envoy, Opts, Response, TestServer};
+use crate::enforcement::{assert_blocked, on_both_workers, record_for, two_workers};
+use crate::harness::{self, eventually, Envoy, Opts, Response, TestServer};
 
 const KEY: &str = "s3cret-admin-key-0123";
 
@@ -172,9 +170,10 @@ fn get_lists_every_entry_with_its_source() {
         },
     );
     // attack_list: wait for the first poll.
-    eventually(5, "the attack list to load", || {
+    eventually(5, || {
         (envoy.get("/hdr/poll", &[("x-user", "feed-user")]).status == 403).then_some(())
-    });
+    })
+    .unwrap_or_else(|| panic!("timed out after 5 s: the attack list to load"));
     // admin, with and without a TTL; values are percent-decoded.
     for q in [
         "type=username&value=adm-user",
@@ -268,7 +267,7 @@ fn a_missing_or_wrong_key_is_401_and_changes_nothing() {
     let r = envoy.get("/hdr/eve", &[("x-user", "eve")]);
     assert_eq!(r.status, 200, "{}", r.body_text());
     assert_eq!(envoy.upstream_paths(), vec!["/hdr/eve".to_string()]);
-    assert!(stat(&envoy, "wasmcustom.api_warden.admin.unauthorized") >= 16);
+    assert!(envoy.stat("wasmcustom.api_warden.admin.unauthorized") >= 16);
 }
 
 #[test]
@@ -495,11 +494,12 @@ fn entries_added_with_ttl_s_expire() {
         "admin"
     );
     let mut n = 0;
-    eventually(5, "the admin entry to expire", || {
+    eventually(5, || {
         n += 1;
         let r = envoy.get(&format!("/hdr/retry/{n}"), &[("x-user", "brief")]);
         (r.status == 200).then_some(())
-    });
+    })
+    .unwrap_or_else(|| panic!("timed out after 5 s: the admin entry to expire"));
     let lived = added.elapsed();
     assert!(lived < Duration::from_secs(3), "lived {lived:?}");
     let v = json_of(&call(
@@ -529,10 +529,11 @@ fn the_admin_key_never_reaches_the_access_log() {
 #[test]
 fn list_size_gauges_follow_the_lists() {
     let envoy = Envoy::start_with(&config(json!({})), two_workers());
-    let g = |n: &str| crate::enforcement::stat(&envoy, &format!("wasmcustom.api_warden.lists.{n}"));
-    crate::enforcement::eventually(5, "config gauges", || {
+    let g = |n: &str| envoy.stat(&format!("wasmcustom.api_warden.lists.{n}"));
+    eventually(5, || {
         (g("deny_list.username.config") == 1 && g("allow_list.token.config") == 1).then_some(())
-    });
+    })
+    .unwrap_or_else(|| panic!("timed out after 5 s: config gauges"));
     assert_eq!(g("deny_list.username.dynamic"), 0);
     assert_eq!(
         change(&envoy, "POST", "deny_list", "type=username&value=eve").status,
@@ -542,15 +543,15 @@ fn list_size_gauges_follow_the_lists() {
         change(&envoy, "POST", "deny_list", "type=ip&value=192.0.2.1").status,
         200
     );
-    crate::enforcement::eventually(5, "dynamic gauges", || {
+    eventually(5, || {
         (g("deny_list.username.dynamic") == 1 && g("deny_list.ip.dynamic") == 1).then_some(())
-    });
+    })
+    .unwrap_or_else(|| panic!("timed out after 5 s: dynamic gauges"));
     assert_eq!(g("deny_list.username.attack_list"), 0);
     assert_eq!(
         change(&envoy, "DELETE", "deny_list", "type=username&value=eve").status,
         200
     );
-    crate::enforcement::eventually(5, "gauge after delete", || {
-        (g("deny_list.username.dynamic") == 0).then_some(())
-    });
+    eventually(5, || (g("deny_list.username.dynamic") == 0).then_some(()))
+        .unwrap_or_else(|| panic!("timed out after 5 s: gauge after delete"));
 }

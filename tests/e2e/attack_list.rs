@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::enforcement::{assert_blocked, eventually, record_for, stat, two_workers};
-use crate::harness::{Envoy, Opts, TestServer};
+use crate::enforcement::{assert_blocked, record_for, two_workers};
+use crate::harness::{eventually, Envoy, Opts, TestServer};
 
 const OK: &str = "wasmcustom.api_warden.attack_list.polls_ok";
 const FAILED: &str = "wasmcustom.api_warden.attack_list.polls_failed";
@@ -53,9 +53,8 @@ fn user_status(envoy: &Envoy, user: &str) -> u16 {
 
 /// Wait (up to 6 s) until requests by `user` get `status`.
 fn wait_user(envoy: &Envoy, user: &str, status: u16) {
-    eventually(6, &format!("{user} to get {status}"), || {
-        (user_status(envoy, user) == status).then_some(())
-    });
+    eventually(6, || (user_status(envoy, user) == status).then_some(()))
+        .unwrap_or_else(|| panic!("timed out after 6 s: {user} to get {status}"));
 }
 
 #[test]
@@ -124,8 +123,8 @@ fn entries_of_every_type_block_after_the_first_poll() {
     };
     assert_eq!(header("host"), Some("abs.internal"));
     assert_eq!(header("x-abs-token"), Some("t0k"));
-    assert!(stat(&envoy, OK) >= 1);
-    assert_eq!(stat(&envoy, FAILED), 0);
+    assert!(envoy.stat(OK) >= 1);
+    assert_eq!(envoy.stat(FAILED), 0);
 }
 
 #[test]
@@ -145,8 +144,8 @@ fn a_new_feed_replaces_the_old_one() {
     // An empty feed empties the list.
     server.set(|_| (200, b"{}".to_vec()));
     wait_user(&envoy, "second", 200);
-    assert!(stat(&envoy, OK) >= 3);
-    assert_eq!(stat(&envoy, FAILED), 0);
+    assert!(envoy.stat(OK) >= 3);
+    assert_eq!(envoy.stat(FAILED), 0);
 }
 
 /// Load a good feed, break the server with `bad` (and stop it when `gone`), and check that failed
@@ -158,8 +157,8 @@ fn failed_polls_keep_the_last_good_set(
     bad: impl FnOnce(&TestServer),
 ) {
     wait_user(envoy, "kept", 403);
-    let ok_before = stat(envoy, OK);
-    let failed_before = stat(envoy, FAILED);
+    let ok_before = envoy.stat(OK);
+    let failed_before = envoy.stat(FAILED);
     assert_eq!(failed_before, 0);
     bad(&server);
     let _alive = if gone {
@@ -169,9 +168,10 @@ fn failed_polls_keep_the_last_good_set(
         Some(server)
     };
     // Two failures in a row, so the set was kept across a whole failed interval.
-    eventually(8, "two failed polls", || {
-        (stat(envoy, FAILED) >= failed_before + 2).then_some(())
-    });
+    eventually(8, || {
+        (envoy.stat(FAILED) >= failed_before + 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("timed out after 8 s: two failed polls"));
     for i in 0..3 {
         let uri = format!("/shop/after-failure/{i}");
         assert_blocked(&envoy.get(&uri, &[("x-user", "kept")]), &uri);
@@ -182,7 +182,7 @@ fn failed_polls_keep_the_last_good_set(
     }
     assert_eq!(user_status(envoy, "other"), 200);
     // At most the poll in flight at the switch could still succeed.
-    assert!(stat(envoy, OK) <= ok_before + 1);
+    assert!(envoy.stat(OK) <= ok_before + 1);
 }
 
 const GOOD: &[u8] = br#"{"username": ["kept"]}"#;
@@ -245,7 +245,7 @@ fn a_server_that_is_gone_keeps_the_last_good_set() {
     let server = TestServer::start(|_| (200, GOOD.to_vec()));
     // One request per connection, so no pooled connection outlives the server.
     let cluster = format!(
-        "  - name: abs\n    type: STATIC\n    connect_timeout: 0.25s\n    typed_extension_protocol_options:\n      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        common_http_protocol_options: {{ max_requests_per_connection: 1 }}\n        explicit_http_config: {{ http_protocol_options: {{}} }}\n    load_assignment:\n      cluster_name: abs\n      endpoints:\n      - lb_endpoints:\n        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}\n",
+        "- name: abs\n  type: STATIC\n  connect_timeout: 0.25s\n  typed_extension_protocol_options:\n    envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n      \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n      common_http_protocol_options: {{ max_requests_per_connection: 1 }}\n      explicit_http_config: {{ http_protocol_options: {{}} }}\n  load_assignment:\n    cluster_name: abs\n    endpoints:\n    - lb_endpoints:\n      - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}\n",
         server.port
     );
     let envoy = Envoy::start_with(
@@ -262,9 +262,8 @@ fn a_server_that_is_gone_keeps_the_last_good_set() {
 fn one_poll_per_interval_per_process_with_two_workers() {
     let server = feed(r#"{"username": ["x"]}"#);
     let envoy = start(&server, poll_every_second(), 2);
-    eventually(5, "the first poll", || {
-        (!server.requests().is_empty()).then_some(())
-    });
+    eventually(5, || (!server.requests().is_empty()).then_some(()))
+        .unwrap_or_else(|| panic!("timed out after 5 s: the first poll"));
     let before = server.requests().len();
     let window = Duration::from_secs(4);
     std::thread::sleep(window);
@@ -274,7 +273,7 @@ fn one_poll_per_interval_per_process_with_two_workers() {
         (2..=5).contains(&polls),
         "{polls} polls in {window:?} with 2 workers"
     );
-    let counted = stat(&envoy, OK) + stat(&envoy, FAILED);
+    let counted = envoy.stat(OK) + envoy.stat(FAILED);
     let total = server.requests().len() as u64;
     assert!(
         counted + 1 >= total && counted <= total,
@@ -300,7 +299,7 @@ fn a_large_feed_loads_and_blocks() {
     assert!(size > 7_000_000, "{size}");
     assert_eq!(user_status(&envoy, &format!("attacker-{:07}", n - 1)), 403);
     assert_eq!(user_status(&envoy, &format!("attacker-{n:07}")), 200);
-    assert_eq!(stat(&envoy, FAILED), 0);
+    assert_eq!(envoy.stat(FAILED), 0);
 }
 
 #[test]
@@ -324,7 +323,7 @@ fn a_paginated_feed_is_followed_and_replaced_only_once_complete() {
     assert_blocked(&r, "/shop/ip");
     let paths: Vec<String> = server.requests().iter().map(|r| r.path.clone()).collect();
     assert_eq!(paths, vec!["/v1/attack_list", "/v1/attack_list?page=2"]);
-    assert_eq!(stat(&envoy, OK), 1, "one poll, two pages");
+    assert_eq!(envoy.stat(OK), 1, "one poll, two pages");
 }
 
 #[test]
@@ -340,13 +339,12 @@ fn a_failing_page_fails_the_whole_poll() {
         }
     });
     let envoy = start(&server, poll_every_second(), 1);
-    eventually(6, "a failed poll", || {
-        (stat(&envoy, FAILED) >= 1).then_some(())
-    });
+    eventually(6, || (envoy.stat(FAILED) >= 1).then_some(()))
+        .unwrap_or_else(|| panic!("timed out after 6 s: a failed poll"));
     assert_eq!(
         user_status(&envoy, "half-user"),
         200,
         "a partial feed never loads"
     );
-    assert_eq!(stat(&envoy, OK), 0);
+    assert_eq!(envoy.stat(OK), 0);
 }

@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::enforcement::{eventually, jwt, stat};
-use crate::evasion::{complete_records, config, deny, jwt_raw, marked, record_marked};
-use crate::harness::{self, Envoy, Opts, Response};
+use crate::evasion::{complete_records, config, deny, marked, record_marked};
+use crate::harness::{self, eventually, jwt, Envoy, Jwt, Response};
 
 /// Lines that would mean the VM failed: a Rust panic, a wasm trap, a failed callback.
 const VM_FAILURES: [&str; 5] = [
@@ -197,11 +196,12 @@ fn oversized_headers_and_credentials_get_a_defined_outcome() {
     assert_eq!(status, Some(431), "10 MiB header");
     // Envoy still writes a record for what it refused; it is stamped with the time it was
     // logged (not 1970) and carries Envoy's status.
-    let refused = eventually(5, "records of the refused requests", || {
+    let refused = eventually(5, || {
         let lines = complete_records(&envoy);
         let refused: Vec<_> = lines.into_iter().filter(|l| l.status == 431).collect();
         (refused.len() >= 2).then_some(refused)
-    });
+    })
+    .unwrap_or_else(|| panic!("timed out after 5 s: records of the refused requests"));
     for rec in &refused {
         assert!(
             rec.at("/timestamp").as_str().is_some_and(|t| t > "2020"),
@@ -389,14 +389,9 @@ fn bytes_that_are_not_utf8_never_break_identification() {
     assert_still_enforcing(&envoy);
 }
 
-/// A JWT whose payload is these raw bytes (base64url).
+/// A JWT whose payload is these raw bytes (base64url), header `{"alg":"none"}`.
 fn jwt_bytes(payload: &[u8]) -> String {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine as _;
-    format!(
-        "eyJhbGciOiJub25lIn0.{}.c2ln",
-        URL_SAFE_NO_PAD.encode(payload)
-    )
+    Jwt::raw(payload).header(r#"{"alg":"none"}"#).build()
 }
 
 #[test]
@@ -410,7 +405,7 @@ fn deeply_nested_and_huge_jwt_payloads_are_invalid_not_fatal() {
         "[".repeat(5000),
         "]".repeat(5000)
     );
-    let t = jwt_raw(&arrays);
+    let t = Jwt::raw(&arrays).build();
     assert!(t.len() < 16 * 1024, "{}", t.len());
     let (r, rec) = get_marked(&envoy, 1, "/jwt/deep", &[("authorization", &bearer(&t))]);
     assert_eq!(r.status, 200, "{}", r.body_text());
@@ -427,7 +422,7 @@ fn deeply_nested_and_huge_jwt_payloads_are_invalid_not_fatal() {
         r#"{"a":"#.repeat(5000),
         "}".repeat(5000)
     );
-    let t = jwt_raw(&objects);
+    let t = Jwt::raw(&objects).build();
     let (r, rec) = get_marked(&envoy, 2, "/jwt/deep", &[("authorization", &bearer(&t))]);
     assert_eq!(r.status, 200);
     assert_eq!(rec.at("/ase/jwt/status"), "too_large");
@@ -441,7 +436,7 @@ fn deeply_nested_and_huge_jwt_payloads_are_invalid_not_fatal() {
         &envoy,
         3,
         "/jwt/deep",
-        &[("authorization", &bearer(&jwt_raw(&ok)))],
+        &[("authorization", &bearer(&Jwt::raw(&ok).build()))],
     );
     assert_eq!(r.status, 403, "{}", rec.raw);
     assert_eq!(rec.at("/ase/reason"), "deny_list:username");
@@ -454,7 +449,7 @@ fn deeply_nested_and_huge_jwt_payloads_are_invalid_not_fatal() {
             &envoy,
             n,
             "/jwt/num",
-            &[("authorization", &bearer(&jwt_raw(&payload)))],
+            &[("authorization", &bearer(&Jwt::raw(&payload).build()))],
         );
         assert_eq!(r.status, 200);
         assert_eq!(
@@ -496,13 +491,7 @@ fn deeply_nested_and_huge_jwt_payloads_are_invalid_not_fatal() {
 
 /// Start Envoy with `cfg` and expect it to refuse; return api-warden's rejection line.
 fn refusal(cfg: &str) -> String {
-    let log = match Envoy::try_start(cfg, Opts::default()) {
-        Ok(mut e) => {
-            let exited = e.wait_exit(Duration::from_secs(5));
-            panic!("Envoy accepted a bad configuration (exit {exited:?}):\n{cfg:.300}");
-        }
-        Err((_, log)) => log,
-    };
+    let log = Envoy::refused(cfg);
     for bad in VM_FAILURES {
         assert!(
             !log.contains(bad),
@@ -627,14 +616,12 @@ fn a_deny_list_of_200000_configured_entries_loads_and_blocks() {
         assert_eq!(r.status, 200, "{user}");
     }
     // The gauges count every configured entry.
-    eventually(5, "list-size gauges", || {
-        let u = stat(
-            &envoy,
-            "wasmcustom.api_warden.lists.deny_list.username.config",
-        );
-        let i = stat(&envoy, "wasmcustom.api_warden.lists.deny_list.ip.config");
+    eventually(5, || {
+        let u = envoy.stat("wasmcustom.api_warden.lists.deny_list.username.config");
+        let i = envoy.stat("wasmcustom.api_warden.lists.deny_list.ip.config");
         (u == USERS as u64 && i == IPS as u64).then_some(())
-    });
+    })
+    .unwrap_or_else(|| panic!("timed out after 5 s: list-size gauges"));
     assert_still_enforcing(&envoy);
 }
 

@@ -3,31 +3,18 @@
 //! files load verbatim; requests are matched to APIs (longest url on segment boundaries, specific
 //! host before `*`, normalized paths) and the match reaches the access-log record.
 
-use std::time::{Duration, Instant};
-
 use serde_json::{json, Value};
 
-use crate::harness::{Envoy, LogLine, Opts};
+use crate::harness::{eventually, Envoy, LogLine};
 
 /// The seeds' API JSON files, shared with the configuration unit tests.
 #[allow(dead_code)]
 #[path = "../../crates/core/src/config/tests/seeds.rs"]
 pub(crate) mod seeds;
 
-/// Start Envoy with `cfg`, expect it to refuse, and return its log.
-fn refused(cfg: &str) -> String {
-    match Envoy::try_start(cfg, Opts::default()) {
-        Ok(mut e) => {
-            let exited = e.wait_exit(Duration::from_secs(5));
-            panic!("envoy accepted a bad configuration (exit: {exited:?}):\n{cfg}");
-        }
-        Err((_, log)) => log,
-    }
-}
-
 /// Envoy refuses `cfg`, and its log holds api-warden's rejection line with every `want` in it.
 fn assert_refused(cfg: &str, wants: &[&str]) {
-    let log = refused(cfg);
+    let log = Envoy::refused(cfg);
     let line = log
         .lines()
         .find(|l| l.contains("api-warden: invalid configuration:"))
@@ -318,14 +305,12 @@ fn bad_attack_list_settings_are_refused() {
 
 /// Envoy's log once it holds `want` (Envoy flushes its log file a little after `/ready`).
 fn log_with(envoy: &Envoy, want: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = envoy.log();
-        if log.contains(want) || Instant::now() > deadline {
-            return log;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut log = String::new();
+    eventually(10, || {
+        log = envoy.log();
+        log.contains(want)
+    });
+    log
 }
 
 /// Envoy started with `cfg`; its log says api-warden loaded `n` APIs (returned with the log).
@@ -592,13 +577,11 @@ fn an_unmatched_request_passes_and_is_recorded_without_an_api() {
 
 /// The paths the upstream saw, once its access log holds at least `n` lines (10 s deadline).
 fn upstream_paths(envoy: &Envoy, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let mut lines = Vec::new();
+    eventually(10, || {
         let text = std::fs::read_to_string(&envoy.upstream_log).unwrap_or_default();
-        let lines: Vec<String> = text.lines().map(str::to_string).collect();
-        if lines.len() >= n || Instant::now() > deadline {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        lines = text.lines().map(str::to_string).collect();
+        lines.len() >= n
+    });
+    lines
 }

@@ -4,11 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::harness::{Envoy, LogLine, Opts, Response};
+use crate::harness::{eventually, jwt, Envoy, LogLine, Opts, Response};
 
 /// Two workers, as the issue asks for every enforcement test.
 pub(crate) fn two_workers() -> Opts {
@@ -18,59 +16,33 @@ pub(crate) fn two_workers() -> Opts {
     }
 }
 
-/// An unsigned JWT (`alg: none`) with these claims; the filter decodes, it never verifies.
-pub(crate) fn jwt(claims: &Value) -> String {
-    let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-    let p = URL_SAFE_NO_PAD.encode(claims.to_string());
-    format!("{h}.{p}.c2ln")
-}
-
 /// The access-log record of the request whose URI was `uri` (waits up to 10 s for it).
 pub(crate) fn record_for(envoy: &Envoy, uri: &str) -> LogLine {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let found = envoy
+    let found = eventually(10, || {
+        envoy
             .records(0)
             .into_iter()
-            .find(|l| l.at("/attributes/HttpRequest.RequestURI") == uri);
-        if let Some(l) = found {
-            return l;
-        }
-        assert!(
-            Instant::now() < deadline,
+            .find(|l| l.at("/attributes/HttpRequest.RequestURI") == uri)
+    });
+    found.unwrap_or_else(|| {
+        panic!(
             "no access-log record for {uri}:\n{}",
             std::fs::read_to_string(&envoy.access_log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A counter or gauge from Envoy's admin `/stats` (0 when absent).
-pub(crate) fn stat(envoy: &Envoy, name: &str) -> u64 {
-    envoy
-        .admin_get("/stats")
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(name)?
-                .strip_prefix(": ")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
+        )
+    })
 }
 
 /// Downstream connections each worker of the main listener accepted so far, by worker.
 pub(crate) fn worker_connections(envoy: &Envoy) -> Vec<u64> {
-    let stats = envoy.admin_get("/stats");
     let prefix = format!("listener.127.0.0.1_{}.worker_", envoy.port);
-    let mut out: Vec<(u32, u64)> = stats
-        .lines()
-        .filter_map(|l| {
-            let rest = l.strip_prefix(&prefix)?;
-            let (worker, rest) = rest.split_once('.')?;
-            let n = rest.strip_prefix("downstream_cx_total: ")?;
-            Some((worker.parse().ok()?, n.trim().parse().ok()?))
+    let mut out: Vec<(u32, u64)> = envoy
+        .stats()
+        .into_iter()
+        .filter_map(|(k, n)| {
+            let worker = k
+                .strip_prefix(&prefix)?
+                .strip_suffix(".downstream_cx_total")?;
+            Some((worker.parse().ok()?, n))
         })
         .collect();
     out.sort_unstable();
@@ -94,21 +66,6 @@ pub(crate) fn on_both_workers(envoy: &Envoy, min: usize, mut f: impl FnMut(usize
         "60 connections did not reach both workers: {before:?} -> {:?}",
         worker_connections(envoy)
     );
-}
-
-/// Wait until `f` returns `Some`, or fail with `what` after `secs` seconds.
-pub(crate) fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs} s: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Assert the default block response (ASE's 403 `Unauthorized`).
@@ -401,9 +358,10 @@ fn a_missing_mandatory_token_blocks_and_deny_lists_the_client_ip() {
     );
     assert_eq!(envoy.upstream_paths(), vec!["/api/before".to_string()]);
     // Request counters are published on the next tick (at most a second later).
-    eventually(5, "detected_attacks counted", || {
-        (stat(&envoy, "wasmcustom.api_warden.detected_attacks") >= 1).then_some(())
-    });
+    eventually(5, || {
+        (envoy.stat("wasmcustom.api_warden.detected_attacks") >= 1).then_some(())
+    })
+    .unwrap_or_else(|| panic!("timed out after 5 s: detected_attacks counted"));
 }
 
 #[test]
@@ -445,12 +403,13 @@ fn detected_entries_expire_after_detected_attack_ttl_s() {
         "detected"
     );
     let mut n = 0;
-    let ok_uri = eventually(5, "the detected entry to expire", || {
+    let ok_uri = eventually(5, || {
         n += 1;
         let uri = format!("/api/retry/{n}");
         let r = envoy.get(&uri, &[("authorization", "Bearer t")]);
         (r.status == 200).then_some(uri)
-    });
+    })
+    .unwrap_or_else(|| panic!("timed out after 5 s: the detected entry to expire"));
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "took {:?}",
@@ -488,5 +447,5 @@ fn a_missing_token_in_monitor_mode_deny_lists_nobody() {
         record_for(&envoy, "/watch/token").at("/ase/would_block"),
         Value::Null
     );
-    assert_eq!(stat(&envoy, "wasmcustom.api_warden.detected_attacks"), 0);
+    assert_eq!(envoy.stat("wasmcustom.api_warden.detected_attacks"), 0);
 }

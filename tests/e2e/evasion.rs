@@ -8,14 +8,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
-use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::enforcement::jwt;
-use crate::harness::{self, Envoy, LogLine, Opts, Response};
+use crate::harness::{self, eventually, jwt, Envoy, Jwt, LogLine, Opts, Response};
 
 /// Five blocking APIs, one per way of carrying identifiers:
 /// - `shop` (`/shop`): OAuth2 token (Bearer), API key in `x-api-key`, session cookie `SESSION`;
@@ -57,14 +53,6 @@ pub(crate) fn deny() -> Value {
     })
 }
 
-/// A JWT whose payload is exactly `payload_json` (for duplicate keys and escapes, which
-/// `serde_json::Value` cannot express), with a fixed header and a fake signature.
-pub(crate) fn jwt_raw(payload_json: &str) -> String {
-    let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-    let p = URL_SAFE_NO_PAD.encode(payload_json);
-    format!("{h}.{p}.c2ln")
-}
-
 /// `path` with the marker `n=<n>` added to its query string.
 pub(crate) fn marked(path: &str, n: usize) -> String {
     let sep = if path.contains('?') { '&' } else { '?' };
@@ -78,36 +66,18 @@ pub(crate) fn complete_records(envoy: &Envoy) -> Vec<LogLine> {
     let bytes = std::fs::read(&envoy.access_log).unwrap_or_default();
     let end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
     let text = String::from_utf8_lossy(&bytes[..end]);
-    text.lines()
-        .filter_map(|line| {
-            let mut parts = line.split('\t');
-            let record = serde_json::from_str(parts.next()?).ok()?;
-            let mut next = || parts.next().unwrap_or("-").to_string();
-            Some(LogLine {
-                raw: line.to_string(),
-                record,
-                status: next().parse().unwrap_or(0),
-                username: next(),
-                client_ip: next(),
-            })
-        })
-        .collect()
+    text.lines().filter_map(LogLine::try_parse).collect()
 }
 
 /// The access-log record of the request marked `n` (its `n` query parameter), waiting up to
 /// 5 s for it.
 pub(crate) fn record_marked(envoy: &Envoy, n: usize) -> Option<LogLine> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let found = complete_records(envoy).into_iter().find(|l| {
+    eventually(5, || {
+        complete_records(envoy).into_iter().find(|l| {
             let marker = l.at("/attributes/HttpRequest.QueryParameters/n/0");
             marker.as_str().and_then(|m| m.parse().ok()) == Some(n)
-        });
-        if found.is_some() || Instant::now() > deadline {
-            return found;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        })
+    })
 }
 
 /// What a request must come to.
@@ -576,10 +546,7 @@ fn a_denied_username_in_a_jwt_is_blocked_however_it_is_spelled() {
     // The same claims with `=` padding, another signature, JSON escapes and whitespace, an array
     // (first element), and a duplicate claim (serde_json keeps the LAST, like most JSON parsers).
     let payload = json!({"sub": "mallory", "client_id": "app"}).to_string();
-    let padded = {
-        let h = URL_SAFE.encode(br#"{"alg":"none","typ":"JWT"}"#);
-        format!("{h}.{}.c2ln", URL_SAFE.encode(&payload))
-    };
+    let padded = Jwt::raw(&payload).padded().build();
     assert!(padded.contains('='), "{padded}");
     let resigned = format!("{}.b3RoZXI", mallory.rsplit_once('.').unwrap().0);
     let variants = [
@@ -587,12 +554,12 @@ fn a_denied_username_in_a_jwt_is_blocked_however_it_is_spelled() {
         ("resigned", resigned),
         (
             "escaped",
-            jwt_raw(r#"{ "sub" : "\u006dall\u006fry" , "client_id":"app" }"#),
+            Jwt::raw(r#"{ "sub" : "\u006dall\u006fry" , "client_id":"app" }"#).build(),
         ),
-        ("array", jwt_raw(r#"{"sub":["mallory","alice"]}"#)),
+        ("array", Jwt::raw(r#"{"sub":["mallory","alice"]}"#).build()),
         (
             "duplicate claim",
-            jwt_raw(r#"{"sub":"alice","sub":"mallory"}"#),
+            Jwt::raw(r#"{"sub":"alice","sub":"mallory"}"#).build(),
         ),
     ];
     for (what, token) in &variants {
@@ -662,13 +629,13 @@ fn a_denied_username_in_a_jwt_is_blocked_however_it_is_spelled() {
             "alice",
         ),
     ] {
-        let v = format!("Bearer {}", jwt_raw(payload));
+        let v = format!("Bearer {}", Jwt::raw(payload).build());
         p.check(what, "/jwt/u", &[("authorization", &v)], user(want));
     }
     // The configured claim only: another claim holding the denied name is not the username.
     let v = format!(
         "Bearer {}",
-        jwt_raw(r#"{"sub":"alice","username":"mallory"}"#)
+        Jwt::raw(r#"{"sub":"alice","username":"mallory"}"#).build()
     );
     p.check(
         "other claim",

@@ -1,15 +1,15 @@
 //! The Envoy configurations under `envoy/` that users copy: each one starts (its plugin
 //! configurations load) and the demo answers as the README says.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use serde_json::json;
 
-use crate::harness::{free_port, get, request, root, scratch, wasm_path};
+use crate::harness::{free_port, request, root, scratch, wasm_path, Envoy, Jwt, Launch};
 
-/// Start an example with its ports moved to free ones; returns (child, port map, log path).
-fn start_example(name: &str) -> (std::process::Child, Vec<(u16, u16)>, std::path::PathBuf) {
+/// The example `name` with every port moved to a free one (the map old → new in `ports`), the
+/// filter path made absolute, and listeners on loopback.
+fn rewrite(name: &str, ports: &mut Vec<(u16, u16)>) -> String {
     let text = std::fs::read_to_string(root().join("envoy").join(name)).unwrap();
-    let mut ports = Vec::new();
+    ports.clear();
     let mut out = String::new();
     for line in text.lines() {
         let mut l = line.to_string();
@@ -42,79 +42,38 @@ fn start_example(name: &str) -> (std::process::Child, Vec<(u16, u16)>, std::path
         out.push_str(&l);
         out.push('\n');
     }
-    let dir = scratch(name);
-    let cfg = dir.join("envoy.yaml");
-    std::fs::write(&cfg, out).unwrap();
-    let log = dir.join("envoy.log");
-    let child = Command::new(crate::harness::envoy_bin())
-        .arg("-c")
-        .arg(&cfg)
-        .args(["--concurrency", "1", "--disable-hot-restart", "--log-path"])
-        .arg(&log)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    (child, ports, log)
+    out
 }
 
 fn port(ports: &[(u16, u16)], old: u16) -> u16 {
     ports.iter().find(|(o, _)| *o == old).unwrap().1
 }
 
-fn wait_ready(child: &mut std::process::Child, admin: u16, log: &std::path::Path) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(Some(s)) = child.try_wait() {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            // A port taken by a test running in parallel: the caller retries with new ports.
-            assert!(
-                text.contains("Address already in use"),
-                "exited {s}: {text}"
-            );
-            return false;
+/// Start an example and wait until it is ready; returns it and its port map.
+fn start_ready(name: &str) -> (Envoy, Vec<(u16, u16)>) {
+    let mut ports = Vec::new();
+    let envoy = Envoy::launch(|| {
+        let yaml = rewrite(name, &mut ports);
+        Launch {
+            dir: scratch(name),
+            yaml,
+            admin: port(&ports, 9901),
+            port: port(&ports, 10000),
+            upstream: 0,
+            args: vec!["--concurrency".into(), "1".into()],
         }
-        if get(admin, "/ready")
-            .map(|r| r.status == 200)
-            .unwrap_or(false)
-        {
-            return true;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    });
+    match envoy {
+        Ok(e) => (e, ports),
+        Err((msg, log)) => panic!("{name}: {msg}\n{log}"),
     }
-}
-
-/// Start an example and wait until it is ready (retrying when a port was taken meanwhile).
-fn start_ready(name: &str) -> (std::process::Child, Vec<(u16, u16)>) {
-    for _ in 0..4 {
-        let (mut child, ports, log) = start_example(name);
-        if wait_ready(&mut child, port(&ports, 9901), &log) {
-            return (child, ports);
-        }
-    }
-    panic!("{name}: could not bind free ports");
 }
 
 #[test]
 fn demo_passes_and_blocks_as_the_readme_says() {
-    let (mut child, ports) = start_ready("envoy.yaml");
-    let p = port(&ports, 10000);
-    let ok = request(p, "GET", "/shop/items", &[], None).unwrap();
-    let blocked = request(
-        p,
-        "GET",
-        "/shop/items",
-        &[("x-api-key", "stolen-key")],
-        None,
-    )
-    .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    let (envoy, _) = start_ready("envoy.yaml");
+    let ok = envoy.get("/shop/items", &[]);
+    let blocked = envoy.get("/shop/items", &[("x-api-key", "stolen-key")]);
     assert_eq!(ok.status, 200);
     assert!(ok.body_text().contains("hello from the demo upstream"));
     assert_eq!(blocked.status, 403);
@@ -123,36 +82,15 @@ fn demo_passes_and_blocks_as_the_readme_says() {
 
 #[test]
 fn apis_example_loads_the_seed_api_json_verbatim() {
-    let (mut child, ports) = start_ready("apis-example.yaml");
-    let p = port(&ports, 10000);
-    use base64::Engine;
+    let (envoy, _) = start_ready("apis-example.yaml");
     let jwt = |user: &str| {
-        let b = |s: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-        format!(
-            "Bearer {}.{}.c2ln",
-            b(r#"{"alg":"HS256"}"#.into()),
-            b(format!(r#"{{"username":"{user}","client_id":"app"}}"#))
-        )
+        let claims = json!({"username": user, "client_id": "app"});
+        let token = Jwt::claims(&claims).header(r#"{"alg":"HS256"}"#).build();
+        format!("Bearer {token}")
     };
-    let eve = request(
-        p,
-        "GET",
-        "/rest/orders",
-        &[("authorization", &jwt("eve"))],
-        None,
-    )
-    .unwrap();
-    let alice = request(
-        p,
-        "GET",
-        "/rest/orders",
-        &[("authorization", &jwt("alice"))],
-        None,
-    )
-    .unwrap();
-    let root_api = request(p, "GET", "/anything?key_1.4=k", &[], None).unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    let eve = envoy.get("/rest/orders", &[("authorization", &jwt("eve"))]);
+    let alice = envoy.get("/rest/orders", &[("authorization", &jwt("alice"))]);
+    let root_api = envoy.get("/anything?key_1.4=k", &[]);
     assert_eq!(
         eve.status, 403,
         "the /rest API (seed 001) decodes the JWT and eve is denied"
@@ -163,7 +101,7 @@ fn apis_example_loads_the_seed_api_json_verbatim() {
 
 #[test]
 fn production_example_starts_with_the_admin_listener() {
-    let (mut child, ports) = start_ready("production.yaml");
+    let (_envoy, ports) = start_ready("production.yaml");
     let admin = request(
         port(&ports, 9902),
         "GET",
@@ -172,7 +110,5 @@ fn production_example_starts_with_the_admin_listener() {
         None,
     )
     .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
     assert_eq!(admin.status, 401, "{}", admin.body_text());
 }

@@ -14,6 +14,7 @@ mod config;
 mod enforcement;
 mod evasion;
 mod examples;
+mod export_faults;
 mod faults;
 mod harness;
 mod identity;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::harness::{self, Envoy, LogLine, Opts, TestServer};
+use crate::harness::{self, eventually, Envoy, Jwt, LogLine, Opts, TestServer};
 
 const ADMIN_KEY: &str = "records-admin-key-0123456789";
 
@@ -33,12 +33,7 @@ fn plugin(analytics: Value) -> String {
 
 /// An HS256 JWT made by a real JWT library.
 fn jwt(claims: Value) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(b"records-secret"),
-    )
-    .unwrap()
+    Jwt::hs256(&claims, b"records-secret")
 }
 
 fn sha(v: &str) -> String {
@@ -424,29 +419,6 @@ fn hash_redaction_is_visible_in_the_access_log() {
     );
 }
 
-/// One stat from admin `/stats` (`name: value` lines).
-fn stat(envoy: &Envoy, name: &str) -> Option<u64> {
-    let text = envoy.admin_get("/stats?filter=wasmcustom");
-    text.lines()
-        .filter_map(|l| l.split_once(": "))
-        .find(|(k, _)| *k == name)
-        .and_then(|(_, v)| v.trim().parse().ok())
-}
-
-/// Poll until `f` holds (or the deadline passes); returns whether it held.
-fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn stats_are_in_admin_stats() {
     let envoy = Envoy::start(&plugin(json!({})));
@@ -477,13 +449,15 @@ fn stats_are_in_admin_stats() {
         ("wasmcustom.api_warden.admin.requests", 1),
         ("wasmcustom.api_warden.admin.unauthorized", 1),
     ];
-    let ok = wait_for(Duration::from_secs(5), || {
-        want.iter().all(|(k, v)| stat(&envoy, k) == Some(*v))
+    let ok = eventually(5, || {
+        want.iter().all(|(k, v)| envoy.try_stat(k) == Some(*v))
     });
     let text = envoy.admin_get("/stats?filter=wasmcustom");
     assert!(ok, "stats differ from {want:?}:\n{text}");
     assert!(
-        stat(&envoy, "wasmcustom.api_warden.config.loads").is_some_and(|n| n >= 1),
+        envoy
+            .try_stat("wasmcustom.api_warden.config.loads")
+            .is_some_and(|n| n >= 1),
         "{text}"
     );
     for name in [
@@ -492,7 +466,7 @@ fn stats_are_in_admin_stats() {
         "wasmcustom.api_warden.export.records_dropped",
         "wasmcustom.api_warden.attack_list.polls_ok",
     ] {
-        assert!(stat(&envoy, name).is_some(), "{name} missing:\n{text}");
+        assert!(envoy.try_stat(name).is_some(), "{name} missing:\n{text}");
     }
 }
 
@@ -623,7 +597,7 @@ fn export_delivers_every_record_exactly_once_in_json_array_batches() {
     let mut all = ids.clone();
     all.push("exp-blocked".into());
     assert!(
-        wait_for(Duration::from_secs(8), || collector.has_all(&all)),
+        eventually(8, || collector.has_all(&all)),
         "collector got {:?}",
         collector.by_id().keys().collect::<Vec<_>>()
     );
@@ -656,14 +630,11 @@ fn export_delivers_every_record_exactly_once_in_json_array_batches() {
         assert_eq!(got[id].1, l.record, "{id}");
     }
     assert_eq!(got["exp-blocked"].1["ase"]["reason"], "deny_list:api_key");
-    assert!(wait_for(Duration::from_secs(3), || stat(
-        &envoy,
-        "wasmcustom.api_warden.export.records_sent"
-    ) == Some(
-        all.len() as u64
-    )));
+    assert!(eventually(3, || envoy
+        .try_stat("wasmcustom.api_warden.export.records_sent")
+        == Some(all.len() as u64)));
     assert_eq!(
-        stat(&envoy, "wasmcustom.api_warden.export.records_dropped"),
+        envoy.try_stat("wasmcustom.api_warden.export.records_dropped"),
         Some(0)
     );
 }
@@ -678,7 +649,7 @@ fn export_from_two_workers_is_still_exactly_once() {
     let envoy = Envoy::start_with(&export_config(json!({})), opts);
     let ids = send(&envoy, "two", 16);
     assert!(
-        wait_for(Duration::from_secs(8), || collector.has_all(&ids)),
+        eventually(8, || collector.has_all(&ids)),
         "collector got {:?}",
         collector.by_id().keys().collect::<Vec<_>>()
     );
@@ -701,8 +672,7 @@ fn failing_collector_delays_nothing_and_records_arrive_after_it_recovers() {
     let ids = send(&envoy, "fail", 8);
     // The exporter keeps trying while the collector fails.
     assert!(
-        wait_for(Duration::from_secs(5), || collector.server.requests().len()
-            >= 3),
+        eventually(5, || collector.server.requests().len() >= 3),
         "retries: {}",
         collector.server.requests().len()
     );
@@ -712,7 +682,7 @@ fn failing_collector_delays_nothing_and_records_arrive_after_it_recovers() {
     let mut all = ids;
     all.extend(more);
     assert!(
-        wait_for(Duration::from_secs(8), || collector.has_all(&all)),
+        eventually(8, || collector.has_all(&all)),
         "after recovery the collector got {:?}",
         collector.by_id().keys().collect::<Vec<_>>()
     );
@@ -722,17 +692,19 @@ fn failing_collector_delays_nothing_and_records_arrive_after_it_recovers() {
         assert_eq!(got[id].0, 1, "{id} accepted {} times", got[id].0);
     }
     assert_eq!(got.len(), all.len());
-    let retried = stat(&envoy, "wasmcustom.api_warden.export.batches_retried").unwrap_or(0);
+    let retried = envoy
+        .try_stat("wasmcustom.api_warden.export.batches_retried")
+        .unwrap_or(0);
     assert!(retried >= 2, "batches_retried {retried}");
     assert_eq!(
-        stat(&envoy, "wasmcustom.api_warden.export.records_dropped"),
+        envoy.try_stat("wasmcustom.api_warden.export.records_dropped"),
         Some(0)
     );
 }
 
 #[test]
 fn collector_gone_drops_the_oldest_records_and_counts_them() {
-    let closed = harness::cluster_yaml("collector", harness::free_port());
+    let closed = harness::yaml::cluster("collector", harness::free_port());
     let config = export_config(
         json!({"batch_size": 2, "max_buffered": 3, "flush_interval_ms": 100,
                                       "timeout_ms": 500}),
@@ -746,18 +718,27 @@ fn collector_gone_drops_the_oldest_records_and_counts_them() {
         started.elapsed()
     );
     assert_eq!(envoy.records(10).len(), 10, "every request is still logged");
-    let dropped = || stat(&envoy, "wasmcustom.api_warden.export.records_dropped").unwrap_or(0);
+    let dropped = || {
+        envoy
+            .try_stat("wasmcustom.api_warden.export.records_dropped")
+            .unwrap_or(0)
+    };
     assert!(
-        wait_for(Duration::from_secs(5), || dropped() >= 7),
+        eventually(5, || dropped() >= 7),
         "records_dropped = {} (10 records, at most 3 buffered)\n{}",
         dropped(),
         envoy.admin_get("/stats?filter=wasmcustom")
     );
     assert_eq!(
-        stat(&envoy, "wasmcustom.api_warden.export.records_sent"),
+        envoy.try_stat("wasmcustom.api_warden.export.records_sent"),
         Some(0)
     );
-    assert!(stat(&envoy, "wasmcustom.api_warden.export.batches_retried").unwrap_or(0) >= 1);
+    assert!(
+        envoy
+            .try_stat("wasmcustom.api_warden.export.batches_retried")
+            .unwrap_or(0)
+            >= 1
+    );
     // Still serving.
     assert_eq!(envoy.get("/shop/after", &[]).status, 200);
 }
@@ -788,12 +769,12 @@ fn filter_state_setting_chooses_what_access_logs_see_and_enforcement_is_unchange
         }
         // Stats count every request whatever is set.
         assert!(
-            wait_for(Duration::from_secs(5), || {
-                stat(&envoy, "wasmcustom.api_warden.requests.total") == Some(2)
-                    && stat(&envoy, "wasmcustom.api_warden.requests.blocked") == Some(1)
+            eventually(5, || {
+                envoy.try_stat("wasmcustom.api_warden.requests.total") == Some(2)
+                    && envoy.try_stat("wasmcustom.api_warden.requests.blocked") == Some(1)
             }),
             "{setting}: {:?}",
-            stat(&envoy, "wasmcustom.api_warden.requests.total")
+            envoy.try_stat("wasmcustom.api_warden.requests.total")
         );
     }
 }
@@ -807,7 +788,7 @@ fn filter_state_none_still_exports_every_record() {
     );
     let ids = send(&envoy, "fsn", 6);
     assert!(
-        wait_for(Duration::from_secs(8), || collector.has_all(&ids)),
+        eventually(8, || collector.has_all(&ids)),
         "collector got {:?}",
         collector.by_id().keys().collect::<Vec<_>>()
     );
