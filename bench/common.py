@@ -72,10 +72,11 @@ def direct_response(body):
 
 
 def wasm_filter(plugin_config, code=WASM, name="api_warden", root_id="api_warden", vm_id="api_warden",
-                failure_policy="UNSPECIFIED"):
+                failure_policy="UNSPECIFIED", allow_on_headers_stop_iteration=True):
     """The HTTP filter running `code` with the plugin configuration `plugin_config` (a string)."""
     return render(template("wasm-filter.yaml"), name=name, root_id=root_id, vm_id=vm_id,
                   failure_policy=failure_policy, code="{ local: { filename: %s } }" % code,
+                  allow_on_headers_stop_iteration="true" if allow_on_headers_stop_iteration else "false",
                   plugin_config=json.dumps(plugin_config))
 
 

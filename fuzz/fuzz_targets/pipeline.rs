@@ -37,15 +37,33 @@ fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);
     let mut parts = s.split('\n');
     let path = parts.next().unwrap_or("/").to_string();
-    let mut headers = vec![(":method".to_string(), "POST".to_string()), (":path".to_string(), path)];
-    let names = ["authorization", "cookie", "x-forwarded-for", "x-api-key", ":authority", "x-api-warden-admin-key"];
+    let mut headers = vec![
+        (":method".to_string(), "POST".to_string()),
+        (":path".to_string(), path),
+    ];
+    let names = [
+        "authorization",
+        "cookie",
+        "x-forwarded-for",
+        "x-api-key",
+        ":authority",
+        "x-api-warden-admin-key",
+    ];
     for (i, v) in parts.enumerate() {
         headers.push((names[i % names.len()].to_string(), v.to_string()));
     }
-    let req = Request::parse(RequestView::from_headers(headers, Some("[2001:db8::1]:443".into())));
+    let req = Request::parse(RequestView::from_headers(
+        headers,
+        Some("[2001:db8::1]:443".into()),
+    ));
     let store = MemStore::default();
-    let (out, _) = RUNTIME.with(|rt| on_request_headers(rt, &req, false, &store, 1_800_000_000_000));
-    let x = Exchange { request: req, outcome: out, ..Exchange::default() };
+    let (out, _) =
+        RUNTIME.with(|rt| on_request_headers(rt, &req, false, &store, 1_800_000_000_000));
+    let x = Exchange {
+        request: req,
+        outcome: out,
+        ..Exchange::default()
+    };
     let rec = build(&x, Redact::Hash);
     assert!(rec.starts_with('{'));
 });

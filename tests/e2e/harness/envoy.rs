@@ -98,6 +98,8 @@ pub struct Opts {
     pub ipv6: bool,
     /// Accept HTTP/2 cleartext (h2c) on the main listener.
     pub h2c: bool,
+    /// `allow_on_headers_stop_iteration` on the wasm filter (true, as the README asks).
+    pub allow_on_headers_stop_iteration: bool,
 }
 
 impl Default for Opts {
@@ -107,6 +109,7 @@ impl Default for Opts {
             extra_clusters: String::new(),
             ipv6: false,
             h2c: false,
+            allow_on_headers_stop_iteration: true,
         }
     }
 }
@@ -134,10 +137,11 @@ pub fn test_bootstrap(
         codec: if opts.h2c { "AUTO" } else { "HTTP1" },
         access_log: &yaml::access_log(&dir.join("access.log"), yaml::record_format()),
         route: "route: { cluster: upstream }",
-        http_filters: &yaml::wasm_filter(
+        http_filters: &yaml::wasm_filter_with(
             &yaml::local_code(&wasm_path()),
             "UNSPECIFIED",
             plugin_config,
+            opts.allow_on_headers_stop_iteration,
         ),
     };
     let upstream_route = format!(

@@ -115,6 +115,17 @@ pub fn direct_response(body: &str) -> String {
 /// `{ remote: … }`) under `failure_policy` (`UNSPECIFIED`: Envoy's default) with this plugin
 /// configuration.
 pub fn wasm_filter(code: &str, failure_policy: &str, plugin_config: &str) -> String {
+    wasm_filter_with(code, failure_policy, plugin_config, true)
+}
+
+/// [`wasm_filter`] with `allow_on_headers_stop_iteration` set as given (Istio's `WasmPlugin`
+/// cannot set it: without it Envoy never hands a held request's body to the filter).
+pub fn wasm_filter_with(
+    code: &str,
+    failure_policy: &str,
+    plugin_config: &str,
+    allow_on_headers_stop_iteration: bool,
+) -> String {
     let literal = serde_json::to_string(plugin_config).expect("json string");
     render(
         WASM_FILTER,
@@ -123,6 +134,14 @@ pub fn wasm_filter(code: &str, failure_policy: &str, plugin_config: &str) -> Str
             ("root_id", "api_warden"),
             ("vm_id", "api_warden"),
             ("failure_policy", failure_policy),
+            (
+                "allow_on_headers_stop_iteration",
+                if allow_on_headers_stop_iteration {
+                    "true"
+                } else {
+                    "false"
+                },
+            ),
             ("code", code),
             ("plugin_config", &literal),
         ],
