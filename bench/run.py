@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """api-warden benchmark (`make bench`).
 
-Runs four Envoy configurations, each a separate Envoy process with --concurrency 1, interleaved
-A B C D A B C D ... and driven by the same wrk load on loopback:
+Runs five Envoy configurations, each a separate Envoy process with --concurrency 1, interleaved
+A B C D P A B C D P ... and driven by the same wrk load on loopback:
 
   A  envoy         the same listener and direct_response route, no wasm filter (the ceiling)
   B  wasm floor    a pass-through proxy-wasm filter (bench/floor): what any wasm filter costs
@@ -10,6 +10,8 @@ A B C D A B C D ... and driven by the same wrk load on loopback:
                    per identifier type loaded through the attack-list feed, an allow list, the
                    record in a JSON access log, export to a local collector
   D  blocking      as C, but every request hits a deny entry (local 403)
+  P  protections   as C, plus a decoy API, pattern enforcement on every API and a flow-control
+                   threshold that is never reached (ASE's inline protections' cost)
 
 Figures per configuration: requests/s, latency p50/p99 (wrk --latency), Envoy CPU time per request
 (from /proc/<pid>/stat over the run / requests served), Envoy RSS after loading the lists. Medians
@@ -80,6 +82,10 @@ class Feed:
         self.pages = pages
 
 
+# A no wasm, B the wasm floor, C api-warden, D blocking, P api-warden with the inline protections.
+KINDS = "ABCDP"
+
+
 def plugin_config(kind, feed_port, collector):
     apis = []
     for i in range(10):
@@ -92,6 +98,16 @@ def plugin_config(kind, feed_port, collector):
             "username_header": "",
             "jwt": {"location": "h:authorization:bearer", "username": "username", "clientid": "client_id"},
         }})
+        if kind == "P":
+            # ASE's inline protections on every API: pattern enforcement the requests pass and a
+            # client threshold they never reach.
+            apis[-1]["api_metadata"]["api_pattern_enforcement"] = {
+                "methods_allowed": ["GET", "POST"], "content_type_allowed": "application/json",
+                "protocol_allowed": "http, https"}
+            apis[-1]["api_metadata"]["flow_control"] = {"client_spike_threshold": "1000000000/second"}
+    if kind == "P":
+        apis.append({"name": "decoy", "api_metadata": {"url": "/admin", "hostname": "*", "enable_blocking": True,
+                     "decoy_config": {"decoy_enabled": True, "decoy_subpaths": []}}})
     cfg = {
         "ase": {"enable_firewall": True, "enable_ase_detected_attack": True},
         "apis": apis,
@@ -224,9 +240,9 @@ def main():
     server = Feed()
     print("building the attack-list feed: %d entries per type ..." % args.entries, flush=True)
     server.set_feed(args.entries)
-    results = {k: [] for k in "ABCD"}
+    results = {k: [] for k in KINDS}
     for rnd in range(args.rounds):
-        for kind in "ABCD":
+        for kind in KINDS:
             r = measure(kind, server, args.seconds, args.connections, "%s%d" % (kind, rnd))
             results[kind].append(r)
             print("round %d %s: %8.0f req/s  p50 %6.0f us  p99 %6.0f us  cpu %6.1f us/req  rss %6.0f MiB"
@@ -257,7 +273,8 @@ def main():
     micro = micro_bench()
     print(micro)
 
-    names = {"A": "A envoy (no wasm)", "B": "B wasm floor", "C": "C api-warden", "D": "D api-warden blocking"}
+    names = {"A": "A envoy (no wasm)", "B": "B wasm floor", "C": "C api-warden", "D": "D api-warden blocking",
+             "P": "P api-warden + protections"}
     cpu = {k: median(v, "cpu_us_per_req") for k, v in results.items()}
     lines = [
         "# api-warden benchmark results", "",
@@ -272,7 +289,7 @@ def main():
         "| configuration | req/s | p50 µs | p99 µs | Envoy CPU µs/req | RSS MiB |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for k in "ABCD":
+    for k in KINDS:
         rows = results[k]
         lines.append("| %s | %.0f | %.0f | %.0f | %.1f | %.0f |" % (
             names[k], median(rows, "rps"), median(rows, "p50_us"), median(rows, "p99_us"), cpu[k],
@@ -283,6 +300,9 @@ def main():
         "",
         "Ratios of CPU per request (medians, same run): **C/A = %.2f**, **C/B = %.2f**, D/A = %.2f."
         % (cpu["C"] / cpu["A"], cpu["C"] / cpu["B"], cpu["D"] / cpu["A"]),
+        "",
+        "P (C with a decoy API, pattern enforcement on every API and a flow-control threshold never "
+        "reached): P/C = %.2f (%+.1f µs per request)." % (cpu["P"] / cpu["C"], cpu["P"] - cpu["C"]),
         "",
         "Budget: C's added CPU over B (%.1f µs) ≤ half of B's added CPU over A (%.1f µs / 2 = %.1f µs): **%s**."
         % (added_c, added_b, added_b / 2, "met" if added_c <= added_b / 2 else "missed"),

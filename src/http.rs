@@ -11,11 +11,12 @@ use api_warden_core::pipeline::{self, Runtime, Step};
 use api_warden_core::record::{self, ClientCert, Exchange};
 use api_warden_core::request::{Request, RequestView};
 use api_warden_core::services::FilterState;
+use api_warden_core::sideband::ResponseCalls;
 use api_warden_core::stats::{self, Counter};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
-use crate::host::{self, HostStore};
+use crate::host::{self, HostStore, WasmHost};
 use crate::metrics::Stats;
 
 pub(crate) struct Http {
@@ -28,6 +29,8 @@ pub(crate) struct Http {
     pub(crate) admin_pending: bool,
     /// The token of the call the request waits on ([`Step::Call`]).
     pub(crate) call_token: Option<u32>,
+    /// The VM's queue of sideband response calls (sent by the root context).
+    pub(crate) response_calls: Rc<RefCell<ResponseCalls>>,
 }
 
 impl Http {
@@ -90,6 +93,7 @@ impl Http {
                     &self.runtime,
                     &CallAnswer::default(),
                     &mut self.exchange.outcome,
+                    host::now_ms(),
                 );
                 self.take(step)
             }
@@ -113,7 +117,12 @@ impl Context for Http {
         }
         self.call_token = None;
         let answer = host::call_answer(body_size, api_warden_core::services::MAX_CALL_BODY);
-        let step = pipeline::resume(&self.runtime, &answer, &mut self.exchange.outcome);
+        let step = pipeline::resume(
+            &self.runtime,
+            &answer,
+            &mut self.exchange.outcome,
+            host::now_ms(),
+        );
         if self.take(step) == Action::Continue {
             host::resume_request();
         }
@@ -123,10 +132,13 @@ impl Context for Http {
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
         let now = host::now_ms();
-        let view = RequestView::from_headers(
+        let mut view = RequestView::from_headers(
             host::request_headers(),
             host::property_string(&["source", "address"]),
         );
+        if self.runtime.external.is_some() {
+            view.protocol = host::property_string(&["request", "protocol"]);
+        }
         #[cfg(feature = "fault-injection")]
         if view.header("x-api-warden-fault") == Some("trap") {
             core::arch::wasm32::unreachable();
@@ -190,7 +202,8 @@ impl HttpContext for Http {
     }
 
     fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
-        if !self.needs_record() {
+        let sideband = self.runtime.external.is_some();
+        if !self.needs_record() && !sideband {
             return Action::Continue;
         }
         let headers = host::response_headers();
@@ -198,6 +211,16 @@ impl HttpContext for Http {
             .iter()
             .find(|(k, _)| k == ":status")
             .and_then(|(_, v)| v.parse().ok());
+        if sideband {
+            let x = &self.exchange;
+            let status = x.response_status.unwrap_or(0);
+            if let Some(call) =
+                pipeline::response_call(&self.runtime, &x.request, &x.outcome, status, &headers)
+            {
+                let host = WasmHost { stats: &self.stats };
+                self.response_calls.borrow_mut().push(call, &host);
+            }
+        }
         self.exchange.response_headers = headers;
         Action::Continue
     }
@@ -208,6 +231,11 @@ impl HttpContext for Http {
         let o = &x.outcome;
         if !o.admin {
             for c in stats::request_counters(o.api.is_some(), &o.identity, o.decision.as_ref()) {
+                self.stats.count(c);
+            }
+        }
+        if let Some(r) = &o.sideband {
+            for c in stats::sideband_counters(r) {
                 self.stats.count(c);
             }
         }

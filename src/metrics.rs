@@ -14,12 +14,21 @@ use crate::host::{self, HostStore};
 /// Counter and gauge ids, defined once per VM. Request counters are summed locally and flushed
 /// to the host on the root context's tick (at most a second late), so a request pays no metric
 /// host calls.
-#[derive(Default)]
 pub(crate) struct Stats {
     ids: HashMap<Counter, u32>,
     pending: RefCell<[u64; Counter::ALL.len()]>,
     /// List-size gauges, in the order of [`stats::list_gauge_names`].
     gauges: Vec<Option<u32>>,
+}
+
+impl Default for Stats {
+    fn default() -> Stats {
+        Stats {
+            ids: HashMap::new(),
+            pending: RefCell::new([0; Counter::ALL.len()]),
+            gauges: Vec::new(),
+        }
+    }
 }
 
 impl Stats {

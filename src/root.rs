@@ -14,6 +14,7 @@ use api_warden_core::export::{Answered, ExportDriver, Exporter};
 use api_warden_core::pipeline::Runtime;
 use api_warden_core::poll::Poller;
 use api_warden_core::record::Exchange;
+use api_warden_core::sideband::ResponseCalls;
 use api_warden_core::stats::Counter;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
@@ -29,6 +30,10 @@ proxy_wasm::main! {{
     });
 }}
 
+/// How often queued sideband response calls leave (their delay at most; ASE matches them to the
+/// request by correlation id).
+const RESPONSE_CALL_TICK_MS: u64 = 100;
+
 struct Root {
     context_id: u32,
     runtime: Option<Rc<Runtime>>,
@@ -37,6 +42,8 @@ struct Root {
     exporter: Option<Rc<RefCell<Exporter>>>,
     poller: Poller,
     export: ExportDriver,
+    /// Sideband response calls queued by the HTTP contexts.
+    response_calls: Rc<RefCell<ResponseCalls>>,
     next_gauges_ms: u64,
 }
 
@@ -50,6 +57,7 @@ impl Root {
             // A random per-VM identity for the poll election.
             poller: Poller::new(RandomState::new().build_hasher().finish()),
             export: ExportDriver::default(),
+            response_calls: Rc::new(RefCell::new(ResponseCalls::default())),
             next_gauges_ms: 0,
         }
     }
@@ -93,7 +101,12 @@ impl Context for Root {
         };
         let host = WasmHost { stats: &self.stats };
         let attack_list = rt.services.attack_list.as_ref();
-        if self.poller.owns(token) {
+        if self.response_calls.borrow().owns(token) {
+            let answer = host::call_answer(body_size, 0);
+            self.response_calls
+                .borrow_mut()
+                .on_answer(&host, token, &answer);
+        } else if self.poller.owns(token) {
             let max_body = attack_list.map_or(0, |a| a.max_body_bytes);
             let answer = host::call_answer(body_size, max_body);
             self.poller.on_answer(&host, attack_list, token, &answer);
@@ -157,6 +170,15 @@ impl RootContext for Root {
             let f = rt.services.analytics.flush_interval_ms.clamp(50, 1000);
             tick_ms = tick_ms.min(f);
         }
+        // Sideband response calls leave from the root context, on its tick.
+        if rt
+            .services
+            .sideband
+            .as_ref()
+            .is_some_and(|s| s.response_call)
+        {
+            tick_ms = tick_ms.min(RESPONSE_CALL_TICK_MS);
+        }
         host::set_tick_period(Duration::from_millis(tick_ms));
         self.runtime = Some(Rc::new(rt));
         true
@@ -174,6 +196,7 @@ impl RootContext for Root {
         self.export
             .flush(&host, ex.as_deref_mut(), &rt.services.analytics, now);
         drop(ex);
+        self.response_calls.borrow_mut().flush(&host);
         self.stats.flush();
         if now >= self.next_gauges_ms {
             self.next_gauges_ms = now.saturating_add(1000);
@@ -191,6 +214,7 @@ impl RootContext for Root {
             exchange: Exchange::default(),
             admin_pending: false,
             call_token: None,
+            response_calls: self.response_calls.clone(),
         }))
     }
 

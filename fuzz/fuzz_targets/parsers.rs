@@ -1,8 +1,10 @@
-//! Fuzz the query-string, cookie, Authorization and X-Forwarded-For parsers.
+//! Fuzz the query-string, cookie, Authorization and X-Forwarded-For parsers, and the inline
+//! protections' parsers (flow-control thresholds, media types, decoy and pattern objects).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
 use api_warden_core::parse;
+use api_warden_core::protect::{decoy, flow, pattern};
 use api_warden_core::request::RequestView;
 
 fuzz_target!(|data: &[u8]| {
@@ -16,4 +18,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = parse::xff_client(&entries, 1);
     let req = RequestView::from_headers(vec![("cookie".into(), s.to_string())], None);
     let _ = parse::cookie_value(&req, "session");
+    let _ = pattern::media_type(&s);
+    let _ = flow::parse_threshold(Some(&serde_json::Value::String(s.to_string())));
+    if let Ok(serde_json::Value::Object(o)) = serde_json::from_slice::<serde_json::Value>(data) {
+        let _ = decoy::compile("/shop", &o);
+        let _ = pattern::compile(&o);
+    }
 });

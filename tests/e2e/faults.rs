@@ -114,14 +114,14 @@ fn assert_users(port: u16, expect: &[(&str, u16)], when: &str) {
 
 /// The dynamic listener file: written to a temporary file, then renamed over `lds.yaml` (Envoy
 /// watches the directory for moves, so it never reads a half-written file).
-struct Lds {
+pub(crate) struct Lds {
     dir: PathBuf,
     port: u16,
     version: usize,
 }
 
 impl Lds {
-    fn push(&mut self, plugin: &Value) {
+    pub(crate) fn push(&mut self, plugin: &Value) {
         self.version += 1;
         let filters = wasm_filter(&local_code(), Some("FAIL_CLOSED"), &plugin.to_string());
         let listener = listener(self.port, &filters);
@@ -191,7 +191,7 @@ impl Drop for Traffic {
 }
 
 /// An Envoy whose only listener comes from `lds.yaml` (first `plugin`), exporting to `collector`.
-fn start_dynamic(
+pub(crate) fn start_dynamic(
     collector: &Collector,
     plugin: &Value,
     drain_time_s: u32,

@@ -18,5 +18,7 @@ mod export_faults;
 mod faults;
 mod harness;
 mod identity;
+mod protections;
 mod records;
+mod sideband;
 mod skeleton;

@@ -143,6 +143,8 @@ pub struct Api {
     pub username_header: Option<String>,
     /// `jwt` (`None` when absent or when `jwt.location` is empty).
     pub jwt: Option<JwtConfig>,
+    /// ASE's inline protections: `decoy_config`, `api_pattern_enforcement`, `flow_control`.
+    pub protect: crate::protect::Protections,
 }
 
 /// Deny-list or allow-list values given in configuration, one vector per identifier type.
@@ -246,7 +248,7 @@ impl Default for Compiled {
 
 /// Top-level keys of the service sections: kept raw in [`Compiled::extra`], compiled into
 /// [`Compiled::services`].
-pub const EXTRA_KEYS: [&str; 3] = ["attack_list", "admin", "analytics"];
+pub const EXTRA_KEYS: [&str; 4] = ["attack_list", "admin", "analytics", "sideband"];
 
 /// Parse, validate and compile a whole plugin configuration: APIs, `ase`, the lists and the
 /// service sections (`admin`, `attack_list`, `analytics`).

@@ -7,6 +7,7 @@ use std::fmt;
 use crate::config::{Api, Ase};
 use crate::identity::{Client, IdType};
 use crate::lists::{ListKind, Source};
+pub use crate::protect::pattern::Violation;
 
 /// Answers "is this value on that list, and from which source?".
 pub trait ListCheck {
@@ -25,14 +26,17 @@ impl<S: crate::lists::Store> ListCheck for crate::lists::Lookup<'_, S> {
 pub enum Verdict {
     Allow,
     Block,
+    /// Answered with pattern enforcement's https redirect (not forwarded, not a block).
+    Redirect,
 }
 
 impl Verdict {
-    /// `"allow"` or `"block"`.
+    /// `"allow"`, `"block"` or `"redirect"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Allow => "allow",
             Verdict::Block => "block",
+            Verdict::Redirect => "redirect",
         }
     }
 }
@@ -44,6 +48,14 @@ pub enum Cause {
     DenyList(IdType),
     /// The API requires an OAuth2 token and none was sent.
     TokenMissing,
+    /// The request touched a decoy API or sub-path.
+    Decoy,
+    /// The request violated the API's pattern enforcement.
+    Pattern(Violation),
+    /// The client is over the API's `client_spike_threshold`.
+    FlowControl,
+    /// The sideband service blocked the request (or failed, with `fail_open: false`).
+    Sideband,
 }
 
 impl Cause {
@@ -56,6 +68,12 @@ impl Cause {
             Cause::DenyList(IdType::Cookie) => "deny_list:cookie",
             Cause::DenyList(IdType::Username) => "deny_list:username",
             Cause::TokenMissing => "token_missing",
+            Cause::Decoy => "decoy",
+            Cause::Pattern(Violation::Method) => "pattern:method",
+            Cause::Pattern(Violation::ContentType) => "pattern:content_type",
+            Cause::Pattern(Violation::Protocol) => "pattern:protocol",
+            Cause::FlowControl => "flow_control",
+            Cause::Sideband => "sideband",
         }
     }
 }
@@ -92,9 +110,13 @@ fn allow_list_reason(t: IdType) -> &'static str {
 /// Something the adapter must do because of a decision (the pure pipeline never writes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    /// Add `value` of type `id_type` to the deny list as api-warden's own detection (source
-    /// `detected`), expiring after the configured `detected_attack_ttl_s`.
-    AddDetected { id_type: IdType, value: String },
+    /// Add `value` of type `id_type` to the deny list as api-warden's own detection (`source`
+    /// `detected`, `decoy` or `pattern`), expiring after the configured `detected_attack_ttl_s`.
+    AddDetected {
+        id_type: IdType,
+        value: String,
+        source: Source,
+    },
 }
 
 /// The outcome for one request.
@@ -110,6 +132,12 @@ pub struct Decision {
     pub source: Option<Source>,
     /// What the adapter must carry out (detected entries to add).
     pub effects: Vec<Effect>,
+    /// The request touched a decoy: it is answered with the decoy response in every mode.
+    pub decoy: bool,
+    /// Flow control's `Retry-After` (seconds) when the client is over its threshold.
+    pub retry_after_s: Option<u32>,
+    /// Flow control could not count this request (shared-data contention): let through.
+    pub flow_uncounted: bool,
 }
 
 impl Decision {
@@ -121,6 +149,9 @@ impl Decision {
             mode: Mode::Enforced,
             source: None,
             effects: Vec::new(),
+            decoy: false,
+            retry_after_s: None,
+            flow_uncounted: false,
         }
     }
 
@@ -148,64 +179,109 @@ impl Decision {
             Effect::AddDetected {
                 id_type: IdType::Ip,
                 value,
+                ..
             } => Some(value.as_str()),
             Effect::AddDetected { .. } => None,
         })
     }
 }
 
-/// Decide for a request that matched `api` (or none) with the identifiers in `client`.
+/// What the pure protections found before the lists are consulted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Local {
+    /// The request is on a decoy API or sub-path.
+    pub decoy: bool,
+    /// The request violates the API's pattern enforcement.
+    pub violation: Option<Violation>,
+    /// The violation is a protocol one answered with the API's https redirect.
+    pub redirect: bool,
+}
+
+/// Decide for a request that matched `api` (or none) with the identifiers in `client` and what
+/// the local protections found.
 ///
-/// Rules (ASE's, seeds 000–002): a request that matched no API is never blocked. Otherwise a cause
-/// is the first deny-list hit among ip, token, api_key, cookie, username (in that order), else
-/// `token_missing` when the API has `oauth2_access_token` and `is_token_mandatory` and no token
-/// was captured. Any captured identifier on the allow list cancels the cause (the allow list
-/// wins). A cause blocks only when `enable_firewall` and the API's `enable_blocking` are both on;
-/// otherwise the request passes with `would_block` set (monitor mode). A `token_missing` that
-/// blocks also asks for the client IP to be added as a detected entry when
-/// `enable_ase_detected_attack` is on; in monitor mode nothing is added, since a detected entry
-/// would block the client for real on every other API that enforces.
-pub fn decide(api: Option<&Api>, ase: &Ase, client: &Client, lists: &impl ListCheck) -> Decision {
+/// Rules (ASE's, seeds 000–002 and ASE's inline protections): a request that matched no API is
+/// never blocked. Otherwise the cause is, in this order: a decoy; a pattern violation; the first
+/// deny-list hit among ip, token, api_key, cookie, username; `token_missing` when the API has
+/// `oauth2_access_token` and `is_token_mandatory` and no token was captured. Any captured
+/// identifier on the allow list cancels the cause (the allow list wins). A cause blocks only when
+/// `enable_firewall` and the API's `enable_blocking` are both on; otherwise the request passes
+/// with `would_block` set (monitor mode). A decoy is answered as a decoy in every mode.
+///
+/// Detections (with `enable_ase_detected_attack`, and only when the cause blocks: in monitor
+/// mode a detected entry would block the client for real on every other API that enforces): a
+/// decoy deny-lists the client IP (source `decoy`); a pattern violation its token, else its
+/// cookie, else its IP (source `pattern`), except when answered with the https redirect; a
+/// `token_missing` the client IP (source `detected`). Flow control is decided after this, by the
+/// pipeline.
+pub fn decide(
+    api: Option<&Api>,
+    ase: &Ase,
+    client: &Client,
+    lists: &impl ListCheck,
+    local: Local,
+) -> Decision {
     let Some(api) = api else {
         return Decision::allow();
     };
-    let Some((cause, source)) = first_cause(api, client, lists) else {
+    let found = if local.decoy {
+        Some((Cause::Decoy, None))
+    } else if let Some(v) = local.violation {
+        Some((Cause::Pattern(v), None))
+    } else {
+        first_cause(api, client, lists)
+    };
+    let Some((cause, source)) = found else {
         return Decision::allow();
     };
-    if let Some(t) = allow_listed(client, lists) {
-        return Decision {
-            verdict: Verdict::Allow,
-            cause: Some(cause),
-            mode: Mode::AllowListed(t),
-            source: None,
-            effects: Vec::new(),
-        };
-    }
-    let blocking = ase.enable_firewall && api.enable_blocking;
-    let mut effects = Vec::new();
-    if blocking && cause == Cause::TokenMissing && ase.enable_ase_detected_attack {
-        if let Some(ip) = &client.ip {
-            effects.push(Effect::AddDetected {
-                id_type: IdType::Ip,
-                value: ip.clone(),
-            });
-        }
-    }
-    Decision {
-        verdict: if blocking {
-            Verdict::Block
-        } else {
-            Verdict::Allow
-        },
+    let mut d = Decision {
         cause: Some(cause),
-        mode: if blocking {
-            Mode::Enforced
-        } else {
-            Mode::Monitored
-        },
-        source,
-        effects,
+        decoy: local.decoy,
+        ..Decision::allow()
+    };
+    if let Some(t) = allow_listed(client, lists) {
+        d.mode = Mode::AllowListed(t);
+        return d;
     }
+    if !(ase.enable_firewall && api.enable_blocking) {
+        d.mode = Mode::Monitored;
+        d.source = source;
+        return d;
+    }
+    d.source = source;
+    d.verdict = if local.redirect && matches!(cause, Cause::Pattern(Violation::Protocol)) {
+        Verdict::Redirect
+    } else {
+        Verdict::Block
+    };
+    if ase.enable_ase_detected_attack && d.verdict == Verdict::Block {
+        d.effects.extend(detection(cause, client));
+    }
+    d
+}
+
+/// The deny-list entry a blocking cause asks for, if any.
+fn detection(cause: Cause, client: &Client) -> Option<Effect> {
+    let (id_type, value, source) = match cause {
+        Cause::Decoy => (IdType::Ip, client.ip.as_ref()?, Source::Decoy),
+        Cause::TokenMissing => (IdType::Ip, client.ip.as_ref()?, Source::Detected),
+        Cause::Pattern(_) => [IdType::Token, IdType::Cookie, IdType::Ip]
+            .into_iter()
+            .find_map(|t| {
+                let v = match t {
+                    IdType::Token => client.token.as_ref(),
+                    IdType::Cookie => client.cookie.as_ref(),
+                    _ => client.ip.as_ref(),
+                };
+                v.map(|v| (t, v, Source::Pattern))
+            })?,
+        Cause::DenyList(_) | Cause::FlowControl | Cause::Sideband => return None,
+    };
+    Some(Effect::AddDetected {
+        id_type,
+        value: value.clone(),
+        source,
+    })
 }
 
 /// The first deny-list hit among ip, token, api_key, cookie, username, else `token_missing`.
@@ -226,7 +302,7 @@ fn first_cause(
 }
 
 /// The first identifier type whose captured value is on the allow list.
-fn allow_listed(client: &Client, lists: &impl ListCheck) -> Option<IdType> {
+pub fn allow_listed(client: &Client, lists: &impl ListCheck) -> Option<IdType> {
     IdType::ALL.into_iter().find(|&t| {
         client
             .get(t)

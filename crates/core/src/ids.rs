@@ -131,6 +131,10 @@ pub enum Source {
     Admin,
     /// api-warden's own detection (a missing mandatory token).
     Detected,
+    /// A client that touched a decoy API.
+    Decoy,
+    /// A client that violated an API's pattern enforcement.
+    Pattern,
 }
 
 impl Source {
@@ -141,7 +145,14 @@ impl Source {
             Source::AttackList => "attack_list",
             Source::Admin => "admin",
             Source::Detected => "detected",
+            Source::Decoy => "decoy",
+            Source::Pattern => "pattern",
         }
+    }
+
+    /// Whether api-warden created the entry itself (subject to `enable_ase_detected_attack`).
+    pub fn is_detection(self) -> bool {
+        matches!(self, Source::Detected | Source::Decoy | Source::Pattern)
     }
 
     /// The byte stored in shared data (part of the layout: never renumber).
@@ -151,6 +162,8 @@ impl Source {
             Source::AttackList => 1,
             Source::Admin => 2,
             Source::Detected => 3,
+            Source::Decoy => 4,
+            Source::Pattern => 5,
         }
     }
 
@@ -160,6 +173,8 @@ impl Source {
             1 => Source::AttackList,
             2 => Source::Admin,
             3 => Source::Detected,
+            4 => Source::Decoy,
+            5 => Source::Pattern,
             _ => Source::Config,
         }
     }

@@ -24,4 +24,5 @@ pub mod record;
 pub mod request;
 pub mod router;
 pub mod services;
+pub mod sideband;
 pub mod stats;

@@ -5,11 +5,13 @@
 
 use crate::admin::{self, AdminRequest, Reply};
 use crate::call::{CallAnswer, CallRequest};
+use crate::config::Api;
 use crate::config::{self, BlockResponse, Compiled};
-use crate::decision::{self, Decision, Effect, Verdict};
+use crate::decision::{self, Cause, Decision, Effect, Local, Mode, Verdict, Violation};
 use crate::error::Result;
 use crate::identity::{self, Identity};
-use crate::lists::{self, ConfigLists, Entry, ListKind, Lookup, Source, Store};
+use crate::lists::{self, ConfigLists, Entry, ListKind, Lookup, Store};
+use crate::protect::flow::{self, Flow};
 use crate::record::MatchInfo;
 use crate::request::Request;
 use crate::services::Services;
@@ -32,12 +34,16 @@ impl Runtime {
         let config = config::load(bytes)?;
         let services = config.services.clone();
         let config_lists = ConfigLists::new(&config.deny_list, &config.allow_list);
+        let external = services
+            .sideband
+            .as_ref()
+            .map(|s| crate::sideband::external(s, &config.ase.block_response));
         Ok(Runtime {
             config,
             services,
             config_lists,
             feed_cache: lists::FeedCache::default(),
-            external: None,
+            external,
         })
     }
 }
@@ -46,10 +52,22 @@ impl Runtime {
 /// modes implement it). The pipeline pauses with [`Step::Call`]; the adapter dispatches the call
 /// and hands the answer to [`resume`], which asks [`External::answer`] what comes next.
 pub trait External: std::fmt::Debug {
-    /// The call to make for this request, or `None` to go on without one.
-    fn request(&self, req: &Request, outcome: &Outcome) -> Option<CallRequest>;
+    /// What to do with a request the local checks let through at `now_ms`: usually
+    /// `Some(Step::Call(…))`; `None` to go on without a call (or a reply, when the service is
+    /// known to be down and fails closed).
+    fn request(&self, req: &Request, outcome: &mut Outcome, now_ms: u64) -> Option<Step>;
     /// What the answer (a timeout or a failure is an answer with no status) means.
-    fn answer(&self, answer: &CallAnswer, outcome: &mut Outcome) -> Step;
+    fn answer(&self, answer: &CallAnswer, outcome: &mut Outcome, now_ms: u64) -> Step;
+    /// The fire-and-forget report of the upstream's response (`status`, `headers`), if any.
+    fn response_call(
+        &self,
+        _req: &Request,
+        _outcome: &Outcome,
+        _status: u16,
+        _headers: &[(String, String)],
+    ) -> Option<CallRequest> {
+        None
+    }
 }
 
 /// What the adapter must do next with a request.
@@ -79,6 +97,10 @@ pub struct Outcome {
     pub identity: Identity,
     pub decision: Option<Decision>,
     pub admin: bool,
+    /// The decoy's `response_def`, on a decoy request.
+    pub decoy_response_def: Option<String>,
+    /// What the sideband call did, when one was made (or skipped).
+    pub sideband: Option<crate::sideband::Report>,
 }
 
 impl Outcome {
@@ -129,8 +151,26 @@ pub fn on_request_headers(
         cfg.ase.enable_ase_detected_attack,
     )
     .with_cache(&rt.feed_cache);
-    let decision = decision::decide(api, &cfg.ase, &identity.client, &lookup);
-    let blocked = decision.verdict == Verdict::Block;
+    let local = m.as_ref().map_or_else(Local::default, |m| {
+        local_checks(m.api, &m.trailing_path, req, !end_of_stream)
+    });
+    let mut decision = decision::decide(api, &cfg.ase, &identity.client, &lookup, local);
+    if let Some(api) = api {
+        flow_control(
+            api,
+            &identity.client,
+            &lookup,
+            &cfg.ase,
+            &mut decision,
+            now_s,
+        );
+    }
+    let step = api.and_then(|api| local_reply(api, &cfg.ase, &decision, req));
+    let decoy_response_def = api
+        .and_then(|a| a.protect.decoy.as_ref())
+        .filter(|_| decision.decoy)
+        .map(|d| d.status_text.clone())
+        .filter(|t| !t.is_empty());
     let out = Outcome {
         api: m.map(|m| MatchInfo {
             name: m.api.name.clone(),
@@ -140,22 +180,145 @@ pub fn on_request_headers(
         identity,
         decision: Some(decision),
         admin: false,
+        decoy_response_def,
+        sideband: None,
     };
-    if blocked {
-        return (out, block_step(&cfg.ase.block_response));
+    if let Some(step) = step {
+        return (out, step);
     }
-    match rt.external.as_ref().and_then(|e| e.request(req, &out)) {
-        Some(call) => (out, Step::Call(call)),
+    let mut out = out;
+    match rt
+        .external
+        .as_ref()
+        .and_then(|e| e.request(req, &mut out, now_ms))
+    {
+        Some(step) => (out, step),
         None => (out, Step::Continue),
     }
 }
 
+/// The protections decided from the request alone: decoy, then pattern enforcement.
+fn local_checks(api: &Api, trailing_path: &str, req: &Request, has_body: bool) -> Local {
+    let p = &api.protect;
+    // As lax upstreams read the path too (`;` parameters, `%2F`, `\`), like the admin check.
+    let upstream = req
+        .upstream_path
+        .as_deref()
+        .and_then(|u| crate::router::trailing_path(&api.url, u));
+    let covers = |d: &crate::protect::decoy::Decoy| {
+        d.covers(trailing_path) || upstream.is_some_and(|u| d.covers(u))
+    };
+    if p.decoy.as_ref().is_some_and(covers) {
+        return Local {
+            decoy: true,
+            ..Local::default()
+        };
+    }
+    let Some(pattern) = &p.pattern else {
+        return Local::default();
+    };
+    let violation = pattern.check(req, has_body);
+    Local {
+        decoy: false,
+        violation,
+        redirect: violation == Some(Violation::Protocol) && pattern.redirect_for(req).is_some(),
+    }
+}
+
+/// Flow control, last (a client that is denied or allow-listed does not spend its budget): count
+/// the request against the API's threshold and block (or, in monitor mode, mark) it when over.
+fn flow_control<S: Store>(
+    api: &Api,
+    client: &crate::identity::Client,
+    lookup: &Lookup<'_, S>,
+    ase: &crate::config::Ase,
+    d: &mut Decision,
+    now_s: u64,
+) {
+    let (Some(t), Some(ip)) = (api.protect.flow, client.ip.as_deref()) else {
+        return;
+    };
+    if d.verdict != Verdict::Allow || d.cause.is_some() {
+        return;
+    }
+    match flow::hit(lookup.store, &api.name, ip, t, now_s) {
+        Flow::Allowed => {}
+        Flow::Uncounted => d.flow_uncounted = true,
+        Flow::Over { retry_after_s } => {
+            d.cause = Some(Cause::FlowControl);
+            if let Some(t) = decision::allow_listed(client, lookup) {
+                d.mode = Mode::AllowListed(t);
+            } else if ase.enable_firewall && api.enable_blocking {
+                d.verdict = Verdict::Block;
+                d.retry_after_s = Some(retry_after_s);
+            } else {
+                d.mode = Mode::Monitored;
+            }
+        }
+    }
+}
+
+/// The local answer a decision calls for: the decoy response, the https redirect, the pattern
+/// error, flow control's 429, or the block response. `None` to go on.
+fn local_reply(api: &Api, ase: &crate::config::Ase, d: &Decision, req: &Request) -> Option<Step> {
+    let p = &api.protect;
+    if d.decoy {
+        let decoy = p.decoy.as_ref()?;
+        return Some(Step::Reply {
+            status: decoy.status,
+            headers: Vec::new(),
+            body: decoy.body.clone(),
+        });
+    }
+    match (d.verdict, d.cause) {
+        (Verdict::Allow, _) => None,
+        (Verdict::Redirect, _) => {
+            let r = p.pattern.as_ref()?.redirect_for(req)?;
+            Some(Step::Reply {
+                status: r.status,
+                headers: vec![("location".into(), r.location(req))],
+                body: String::new(),
+            })
+        }
+        (Verdict::Block, Some(Cause::Pattern(_))) => {
+            let pattern = p.pattern.as_ref()?;
+            Some(Step::Reply {
+                status: pattern.error_status,
+                headers: vec![("content-type".into(), "text/plain".into())],
+                body: pattern.error_body.clone(),
+            })
+        }
+        (Verdict::Block, Some(Cause::FlowControl)) => Some(Step::Reply {
+            status: 429,
+            headers: vec![(
+                "retry-after".into(),
+                d.retry_after_s.unwrap_or(1).to_string(),
+            )],
+            body: String::new(),
+        }),
+        (Verdict::Block, _) => Some(block_step(&ase.block_response)),
+    }
+}
+
 /// Continue a request paused by [`Step::Call`] with the call's answer.
-pub fn resume(rt: &Runtime, answer: &CallAnswer, outcome: &mut Outcome) -> Step {
+pub fn resume(rt: &Runtime, answer: &CallAnswer, outcome: &mut Outcome, now_ms: u64) -> Step {
     match &rt.external {
-        Some(e) => e.answer(answer, outcome),
+        Some(e) => e.answer(answer, outcome, now_ms),
         None => Step::Continue,
     }
+}
+
+/// The call reporting the upstream's response to the external service, if it wants one.
+pub fn response_call(
+    rt: &Runtime,
+    req: &Request,
+    outcome: &Outcome,
+    status: u16,
+    headers: &[(String, String)],
+) -> Option<CallRequest> {
+    rt.external
+        .as_ref()
+        .and_then(|e| e.response_call(req, outcome, status, headers))
 }
 
 /// The configured block response as a step.
@@ -170,10 +333,14 @@ pub fn block_step(b: &BlockResponse) -> Step {
 /// Carry out one effect of a decision on the shared lists at `now_ms`.
 pub fn carry_out(rt: &Runtime, effect: &Effect, store: &impl Store, now_ms: u64) -> Result<()> {
     match effect {
-        Effect::AddDetected { id_type, value } => {
+        Effect::AddDetected {
+            id_type,
+            value,
+            source,
+        } => {
             let entry = Entry {
                 value: value.clone(),
-                source: Source::Detected,
+                source: *source,
                 expires_at: lists::expiry(now_ms, rt.config.ase.detected_attack_ttl_s),
             };
             lists::add(store, ListKind::Deny, *id_type, entry, now_ms / 1000)
@@ -224,3 +391,7 @@ pub fn admin_step(r: Reply) -> Step {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[path = "pipeline/protections_tests.rs"]
+mod protections_tests;

@@ -7,7 +7,73 @@ pub mod decoy;
 pub mod flow;
 pub mod pattern;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+/// An API's compiled protections (all off by default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Protections {
+    pub decoy: Option<decoy::Decoy>,
+    pub pattern: Option<pattern::Pattern>,
+    pub flow: Option<flow::Threshold>,
+}
+
+/// `flow_control` fields whose job Envoy does, with the Envoy setting to use instead.
+pub const ENVOY_FLOW_FIELDS: [(&str, &str); 5] = [
+    (
+        "server_spike_threshold",
+        "the cluster's circuit_breakers max_requests",
+    ),
+    (
+        "server_connection_quota",
+        "the cluster's circuit_breakers max_connections",
+    ),
+    (
+        "server_connection_queueing",
+        "the cluster's circuit_breakers max_pending_requests",
+    ),
+    (
+        "bytes_in_threshold",
+        "the route's or listener's per_connection_buffer_limit_bytes",
+    ),
+    (
+        "bytes_out_threshold",
+        "the cluster's per_connection_buffer_limit_bytes",
+    ),
+];
+
+/// Compile the three protection objects of one API (whose normalized url is `url`). Each may be
+/// absent, `null`, an empty string or an object. Returns the protections and the `flow_control`
+/// fields set that Envoy enforces instead (see [`ENVOY_FLOW_FIELDS`]).
+pub fn compile(
+    url: &str,
+    meta: &Map<String, Value>,
+) -> Result<(Protections, Vec<&'static str>), FieldError> {
+    let empty = Map::new();
+    let obj = |k: &str| match meta.get(k) {
+        Some(Value::Object(o)) => o,
+        _ => &empty,
+    };
+    let flow_obj = obj("flow_control");
+    let envoy_fields = ENVOY_FLOW_FIELDS
+        .iter()
+        .filter(|(k, _)| match flow_obj.get(*k) {
+            None | Some(Value::Null) => false,
+            Some(Value::String(s)) => !s.trim().is_empty() && !s.trim().starts_with('0'),
+            Some(Value::Number(n)) => n.as_f64().is_some_and(|n| n != 0.0),
+            Some(Value::Bool(b)) => *b,
+            Some(_) => true,
+        })
+        .map(|(k, _)| *k)
+        .collect();
+    Ok((
+        Protections {
+            decoy: decoy::compile(url, obj("decoy_config"))?,
+            pattern: pattern::compile(obj("api_pattern_enforcement"))?,
+            flow: flow::parse_threshold(flow_obj.get("client_spike_threshold"))?,
+        },
+        envoy_fields,
+    ))
+}
 
 /// A configuration problem in one protection: the field (below `api_metadata`) and why.
 #[derive(Debug, Clone, PartialEq, Eq)]

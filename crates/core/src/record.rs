@@ -321,6 +321,9 @@ impl<'a> AseSection<'a> {
             would_block: d.and_then(Decision::would_block),
             list_source: d.and_then(|d| d.source).map(|s| s.as_str()),
             admin: o.admin,
+            decoy: d.is_some_and(|d| d.decoy),
+            decoy_response_def: o.decoy_response_def.as_deref(),
+            sideband: o.sideband.as_ref(),
             client: ClientOut {
                 ip: c.ip.as_deref(),
                 token: sensitive(&c.token),
@@ -412,6 +415,15 @@ struct AseSection<'a> {
     list_source: Option<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     admin: bool,
+    /// A decoy request (answered with the decoy response, never forwarded).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    decoy: bool,
+    /// The decoy's `response_def` (Envoy sends no custom reason phrase).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decoy_response_def: Option<&'a str>,
+    /// What the sideband call did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sideband: Option<&'a crate::sideband::Report>,
     client: ClientOut<'a>,
     jwt: Option<&'a crate::identity::JwtOutcome>,
 }

@@ -19,6 +19,9 @@ pub struct RequestView {
     pub headers: Vec<(String, String)>,
     /// Downstream peer address as Envoy reports it (`source.address`): `1.2.3.4:5678` or `[::1]:5678`.
     pub peer: Option<String>,
+    /// Envoy's `request.protocol` (`HTTP/1.1`, `HTTP/2`), read only when a sideband service needs
+    /// it.
+    pub protocol: Option<String>,
 }
 
 impl RequestView {

@@ -162,6 +162,16 @@ impl Compiled {
     }
 }
 
+/// The part of a normalized `path` under the API url `url` (`""` for the url itself, else
+/// starting with `/`), or `None` when the path is not under it.
+pub fn trailing_path<'p>(url: &str, path: &'p str) -> Option<&'p str> {
+    if url == "/" {
+        return Some(if path == "/" { "" } else { path });
+    }
+    let rest = path.strip_prefix(url)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
 /// The host part of an `:authority` (or of a configured hostname): lowercase, port removed,
 /// IPv6 brackets removed (`[::1]:8080` → `::1`), one trailing dot removed (`a.com.` → `a.com`),
 /// surrounding whitespace and any `user@` prefix ignored. A bare IPv6 address (more than one

@@ -127,6 +127,8 @@ pub struct Services {
     pub admin: Option<AdminSettings>,
     pub attack_list: Option<AttackListSettings>,
     pub analytics: AnalyticsSettings,
+    /// Sideband mode (`None`: off).
+    pub sideband: Option<crate::sideband::SidebandSettings>,
 }
 
 impl Services {
@@ -145,6 +147,7 @@ impl Services {
                 Some(s) => parse_analytics(s)?,
                 None => AnalyticsSettings::default(),
             },
+            sideband: crate::sideband::parse(extra)?,
         })
     }
 }
@@ -292,14 +295,14 @@ fn check_path(field: &str, p: &str) -> Result<()> {
 }
 
 /// One service section: an object whose keys are all known; `null` members count as missing.
-struct Section<'a> {
+pub(crate) struct Section<'a> {
     name: &'static str,
     obj: &'a Map<String, Value>,
 }
 
 impl<'a> Section<'a> {
     /// `extra[name]` (`None` when missing or `null`); an unknown key is an error.
-    fn open(
+    pub(crate) fn open(
         extra: &'a Map<String, Value>,
         name: &'static str,
         known: &[&str],
@@ -335,7 +338,7 @@ impl<'a> Section<'a> {
         self.obj.get(key).filter(|v| !v.is_null())
     }
 
-    fn string(&self, key: &str) -> Result<Option<String>> {
+    pub(crate) fn string(&self, key: &str) -> Result<Option<String>> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -346,7 +349,7 @@ impl<'a> Section<'a> {
         }
     }
 
-    fn required(&self, key: &str) -> Result<String> {
+    pub(crate) fn required(&self, key: &str) -> Result<String> {
         self.string(key)?.ok_or_else(|| {
             ConfigError::sentence(
                 self.field(key),
@@ -355,10 +358,22 @@ impl<'a> Section<'a> {
         })
     }
 
-    fn uint(&self, key: &str) -> Result<Option<u64>> {
+    pub(crate) fn uint(&self, key: &str) -> Result<Option<u64>> {
         match self.get(key) {
             None => Ok(None),
             Some(v) => get_uint(&self.field(key), v, u64::MAX),
+        }
+    }
+
+    /// A boolean member.
+    pub(crate) fn flag(&self, key: &str) -> Result<Option<bool>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(ConfigError::field(
+                self.field(key),
+                format!("must be true or false, got {other}"),
+            )),
         }
     }
 

@@ -2,7 +2,7 @@
 //! `wasmcustom.api_warden.*`), how a request outcome maps onto the counters, and the list-size
 //! gauges read from the list metadata. No host calls.
 
-use crate::decision::{Cause, Decision, Mode, Verdict};
+use crate::decision::{Cause, Decision, Mode, Verdict, Violation};
 use crate::identity::{IdType, Identity, JwtStatus};
 use crate::lists::{ConfigLists, ListKind, Meta};
 
@@ -20,6 +20,23 @@ pub enum Counter {
     BlockedDenyCookie,
     BlockedDenyUsername,
     BlockedTokenMissing,
+    BlockedDecoy,
+    BlockedPatternMethod,
+    BlockedPatternContentType,
+    BlockedPatternProtocol,
+    BlockedFlowControl,
+    BlockedSideband,
+    SidebandRequests,
+    SidebandAllowed,
+    SidebandBlocked,
+    SidebandErrors,
+    SidebandTimeouts,
+    SidebandSkipped,
+    SidebandResponseCalls,
+    SidebandResponseCallsFailed,
+    DecoyHits,
+    Redirects,
+    FlowControlUncounted,
     JwtInvalid,
     JwtTooLarge,
     DetectedAttacks,
@@ -43,11 +60,17 @@ impl Counter {
             Cause::DenyList(IdType::Cookie) => Counter::BlockedDenyCookie,
             Cause::DenyList(IdType::Username) => Counter::BlockedDenyUsername,
             Cause::TokenMissing => Counter::BlockedTokenMissing,
+            Cause::Decoy => Counter::BlockedDecoy,
+            Cause::Pattern(Violation::Method) => Counter::BlockedPatternMethod,
+            Cause::Pattern(Violation::ContentType) => Counter::BlockedPatternContentType,
+            Cause::Pattern(Violation::Protocol) => Counter::BlockedPatternProtocol,
+            Cause::FlowControl => Counter::BlockedFlowControl,
+            Cause::Sideband => Counter::BlockedSideband,
         }
     }
 
     /// All counters.
-    pub const ALL: [Counter; 22] = [
+    pub const ALL: [Counter; 39] = [
         Counter::RequestsTotal,
         Counter::RequestsAllowed,
         Counter::RequestsBlocked,
@@ -59,6 +82,23 @@ impl Counter {
         Counter::BlockedDenyCookie,
         Counter::BlockedDenyUsername,
         Counter::BlockedTokenMissing,
+        Counter::BlockedDecoy,
+        Counter::BlockedPatternMethod,
+        Counter::BlockedPatternContentType,
+        Counter::BlockedPatternProtocol,
+        Counter::BlockedFlowControl,
+        Counter::BlockedSideband,
+        Counter::SidebandRequests,
+        Counter::SidebandAllowed,
+        Counter::SidebandBlocked,
+        Counter::SidebandErrors,
+        Counter::SidebandTimeouts,
+        Counter::SidebandSkipped,
+        Counter::SidebandResponseCalls,
+        Counter::SidebandResponseCallsFailed,
+        Counter::DecoyHits,
+        Counter::Redirects,
+        Counter::FlowControlUncounted,
         Counter::JwtInvalid,
         Counter::JwtTooLarge,
         Counter::DetectedAttacks,
@@ -86,6 +126,23 @@ impl Counter {
             Counter::BlockedDenyCookie => "api_warden.blocked.deny_list.cookie",
             Counter::BlockedDenyUsername => "api_warden.blocked.deny_list.username",
             Counter::BlockedTokenMissing => "api_warden.blocked.token_missing",
+            Counter::BlockedDecoy => "api_warden.blocked.decoy",
+            Counter::BlockedPatternMethod => "api_warden.blocked.pattern.method",
+            Counter::BlockedPatternContentType => "api_warden.blocked.pattern.content_type",
+            Counter::BlockedPatternProtocol => "api_warden.blocked.pattern.protocol",
+            Counter::BlockedFlowControl => "api_warden.blocked.flow_control",
+            Counter::BlockedSideband => "api_warden.blocked.sideband",
+            Counter::SidebandRequests => "api_warden.sideband.requests",
+            Counter::SidebandAllowed => "api_warden.sideband.allowed",
+            Counter::SidebandBlocked => "api_warden.sideband.blocked",
+            Counter::SidebandErrors => "api_warden.sideband.errors",
+            Counter::SidebandTimeouts => "api_warden.sideband.timeouts",
+            Counter::SidebandSkipped => "api_warden.sideband.skipped",
+            Counter::SidebandResponseCalls => "api_warden.sideband.response_calls",
+            Counter::SidebandResponseCallsFailed => "api_warden.sideband.response_calls_failed",
+            Counter::DecoyHits => "api_warden.decoy.hits",
+            Counter::Redirects => "api_warden.redirects",
+            Counter::FlowControlUncounted => "api_warden.flow_control.uncounted",
             Counter::JwtInvalid => "api_warden.jwt.invalid",
             Counter::JwtTooLarge => "api_warden.jwt.too_large",
             Counter::DetectedAttacks => "api_warden.detected_attacks",
@@ -120,8 +177,14 @@ pub fn request_counters(
         out.push(Counter::RequestsAllowed);
         return out;
     };
-    if d.detected_ip().is_some() {
+    if !d.effects.is_empty() {
         out.push(Counter::DetectedAttacks);
+    }
+    if d.decoy {
+        out.push(Counter::DecoyHits);
+    }
+    if d.flow_uncounted {
+        out.push(Counter::FlowControlUncounted);
     }
     if d.mode == Mode::Monitored && d.cause.is_some() {
         out.push(Counter::RequestsMonitored);
@@ -130,6 +193,26 @@ pub fn request_counters(
         (Verdict::Block, Some(c)) => out.extend([Counter::RequestsBlocked, Counter::blocked_by(c)]),
         (Verdict::Block, None) => out.push(Counter::RequestsBlocked),
         (Verdict::Allow, _) => out.push(Counter::RequestsAllowed),
+        (Verdict::Redirect, _) => out.push(Counter::Redirects),
+    }
+    out
+}
+
+/// The sideband counters of one request's call report.
+pub fn sideband_counters(r: &crate::sideband::Report) -> Vec<Counter> {
+    use crate::sideband::Verdict;
+    let mut out = Vec::with_capacity(3);
+    if r.outcome != Verdict::Skipped {
+        out.push(Counter::SidebandRequests);
+    }
+    out.push(match r.outcome {
+        Verdict::Allow => Counter::SidebandAllowed,
+        Verdict::Block => Counter::SidebandBlocked,
+        Verdict::Error => Counter::SidebandErrors,
+        Verdict::Skipped => Counter::SidebandSkipped,
+    });
+    if r.timed_out {
+        out.push(Counter::SidebandTimeouts);
     }
     out
 }
@@ -204,7 +287,7 @@ mod tests {
             cause,
             mode,
             source: None,
-            effects: vec![],
+            ..Decision::allow()
         }
     }
 
@@ -283,6 +366,7 @@ mod tests {
                     effects: vec![crate::decision::Effect::AddDetected {
                         id_type: IdType::Ip,
                         value: "1.2.3.4".into(),
+                        source: Source::Detected,
                     }],
                     ..block(Cause::TokenMissing)
                 }),

@@ -111,6 +111,8 @@ pub struct Received {
     pub body: Vec<u8>,
 }
 
+/// A handler: the status and body to answer. Status 0 answers a head announcing 100 bytes, one
+/// byte of body, then closes the connection (an answer cut short).
 type Handler = dyn Fn(&Received) -> (u16, Vec<u8>) + Send + Sync;
 
 /// A small HTTP/1.1 server on a free loopback port standing in for the analytics engine (attack
@@ -118,7 +120,7 @@ type Handler = dyn Fn(&Received) -> (u16, Vec<u8>) + Send + Sync;
 pub struct TestServer {
     pub port: u16,
     pub received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
-    handler: std::sync::Arc<std::sync::Mutex<Box<Handler>>>,
+    handler: std::sync::Arc<std::sync::Mutex<std::sync::Arc<Handler>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -131,8 +133,8 @@ impl TestServer {
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
         let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let handler: std::sync::Arc<std::sync::Mutex<Box<Handler>>> =
-            std::sync::Arc::new(std::sync::Mutex::new(Box::new(handler)));
+        let handler: std::sync::Arc<std::sync::Mutex<std::sync::Arc<Handler>>> =
+            std::sync::Arc::new(std::sync::Mutex::new(std::sync::Arc::new(handler)));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (r, h, s) = (received.clone(), handler.clone(), stop.clone());
         std::thread::spawn(move || {
@@ -156,7 +158,7 @@ impl TestServer {
 
     /// Replace the handler.
     pub fn set(&self, handler: impl Fn(&Received) -> (u16, Vec<u8>) + Send + Sync + 'static) {
-        *self.handler.lock().unwrap() = Box::new(handler);
+        *self.handler.lock().unwrap() = std::sync::Arc::new(handler);
     }
 
     /// Requests received so far.
@@ -179,7 +181,7 @@ impl Drop for TestServer {
 fn serve(
     stream: TcpStream,
     received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
-    handler: std::sync::Arc<std::sync::Mutex<Box<Handler>>>,
+    handler: std::sync::Arc<std::sync::Mutex<std::sync::Arc<Handler>>>,
 ) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
@@ -226,7 +228,13 @@ fn serve(
             body,
         };
         received.lock().unwrap().push(req.clone());
-        let (status, out) = (handler.lock().unwrap())(&req);
+        // Not under the lock: a slow answer must not hold the other connections back.
+        let h = handler.lock().unwrap().clone();
+        let (status, out) = h(&req);
+        if status == 0 {
+            let _ = w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{");
+            return;
+        }
         let head = format!(
             "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
             out.len()

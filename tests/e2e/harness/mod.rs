@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub use envoy::{fault_wasm_path, free_port, root, scratch, wasm_path, Envoy, Launch, Opts};
-pub use http::{get, raw_request, request, Response, TestServer};
+pub use http::{get, raw_request, request, Received, Response, TestServer};
 pub use jwt::{jwt, Jwt};
 
 /// What a polled closure returns: `true` or `Some` ends the wait.

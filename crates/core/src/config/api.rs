@@ -64,6 +64,8 @@ struct Gathered {
     ignored: Vec<String>,
     /// Individual warnings.
     warns: Vec<String>,
+    /// `api "x": field → Envoy setting` per API with `flow_control` fields Envoy enforces.
+    envoy_flow: Vec<String>,
 }
 
 /// Compile every `apis` entry, check that names and (hostname, url) pairs are unique, and push
@@ -116,6 +118,12 @@ impl Gathered {
             notices.push(Notice::Warn(format!(
                 "unknown API JSON keys ignored (from another ASE version, or a typo?): {}",
                 self.unknown.join("; ")
+            )));
+        }
+        if !self.envoy_flow.is_empty() {
+            notices.push(Notice::Info(format!(
+                "flow_control fields that Envoy enforces, not api-warden (set the Envoy setting named instead): {}",
+                self.envoy_flow.join("; ")
             )));
         }
         notices.extend(self.warns.into_iter().map(Notice::Warn));
@@ -219,6 +227,23 @@ fn compile_api(
             "api {name:?}: jwt.location is set but jwt.username and jwt.clientid are empty: the token is located but no claim is extracted"
         ));
     }
+    let (protect, envoy_flow) = crate::protect::compile(&url, meta.0)
+        .map_err(|e| ConfigError::field(format!("api_metadata.{}", e.field), e.message))
+        .map_err(in_api)?;
+    if !envoy_flow.is_empty() {
+        let named: Vec<String> = envoy_flow
+            .iter()
+            .filter_map(|f| {
+                crate::protect::ENVOY_FLOW_FIELDS
+                    .iter()
+                    .find(|(k, _)| k == f)
+            })
+            .map(|(k, envoy)| format!("{k} → {envoy}"))
+            .collect();
+        gathered
+            .envoy_flow
+            .push(format!("api {name:?}: {}", named.join(", ")));
+    }
     Ok(Api {
         name,
         url,
@@ -230,6 +255,7 @@ fn compile_api(
         enable_blocking,
         username_header,
         jwt,
+        protect,
     })
 }
 

@@ -45,6 +45,7 @@ fn api(blocking: bool) -> Api {
         enable_blocking: blocking,
         username_header: None,
         jwt: None,
+        protect: Default::default(),
     }
 }
 
@@ -82,7 +83,13 @@ fn table() {
                                 Source::Config,
                             );
                         }
-                        let d = decide(Some(&api(blocking)), &ase(firewall), &c, &l);
+                        let d = decide(
+                            Some(&api(blocking)),
+                            &ase(firewall),
+                            &c,
+                            &l,
+                            Local::default(),
+                        );
                         let cause = format!("deny_list:{}", t.as_str());
                         let case =
                             format!("fw={firewall} blk={blocking} {t:?}/{src:?} allow={allowed:?}");
@@ -122,7 +129,7 @@ fn first_cause_in_identifier_order_wins() {
         (ListKind::Deny, IdType::Token, "tok".into()),
         Source::Config,
     );
-    let d = decide(Some(&api(true)), &ase(true), &c, &l);
+    let d = decide(Some(&api(true)), &ase(true), &c, &l, Local::default());
     assert_eq!(d.reason(), Some("deny_list:token"));
 }
 
@@ -138,7 +145,7 @@ fn a_decoded_cookie_is_checked_against_the_deny_list_only() {
         (ListKind::Deny, IdType::Cookie, "evil-session".into()),
         Source::AttackList,
     );
-    let d = decide(Some(&api(true)), &ase(true), &c, &l);
+    let d = decide(Some(&api(true)), &ase(true), &c, &l, Local::default());
     assert_eq!(d.verdict, Verdict::Block);
     assert_eq!(d.reason(), Some("deny_list:cookie"));
     assert_eq!(d.source, Some(Source::AttackList));
@@ -149,7 +156,7 @@ fn a_decoded_cookie_is_checked_against_the_deny_list_only() {
         Source::Config,
     );
     assert_eq!(
-        decide(Some(&api(true)), &ase(true), &c, &l).verdict,
+        decide(Some(&api(true)), &ase(true), &c, &l, Local::default()).verdict,
         Verdict::Block
     );
     // The decoded form never allows: an allowed session cannot be claimed by encoding it.
@@ -168,7 +175,7 @@ fn a_decoded_cookie_is_checked_against_the_deny_list_only() {
         (ListKind::Allow, IdType::Cookie, "vip-session".into()),
         Source::Config,
     );
-    let d = decide(Some(&api(true)), &ase(true), &c, &l);
+    let d = decide(Some(&api(true)), &ase(true), &c, &l, Local::default());
     assert_eq!(d.reason(), Some("deny_list:ip"));
 }
 
@@ -180,12 +187,21 @@ fn unmatched_requests_are_never_blocked() {
         (ListKind::Deny, IdType::Ip, "192.0.2.1".into()),
         Source::Config,
     );
-    assert_eq!(decide(None, &ase(true), &c, &l), Decision::allow());
+    assert_eq!(
+        decide(None, &ase(true), &c, &l, Local::default()),
+        Decision::allow()
+    );
 }
 
 #[test]
 fn nothing_on_any_list_allows_without_reason() {
-    let d = decide(Some(&api(true)), &ase(true), &client(), &Lists::default());
+    let d = decide(
+        Some(&api(true)),
+        &ase(true),
+        &client(),
+        &Lists::default(),
+        Local::default(),
+    );
     assert_eq!(d, Decision::allow());
 }
 
@@ -195,30 +211,54 @@ fn mandatory_token() {
     a.is_token_mandatory = true;
     let mut c = client();
     c.token = None;
-    let d = decide(Some(&a), &ase(true), &c, &Lists::default());
+    let d = decide(
+        Some(&a),
+        &ase(true),
+        &c,
+        &Lists::default(),
+        Local::default(),
+    );
     assert_eq!(d.verdict, Verdict::Block);
     assert_eq!(d.reason(), Some("token_missing"));
     assert_eq!(d.detected_ip(), Some("192.0.2.1"));
     // Detection off: still blocked, nothing recorded.
     let mut s = ase(true);
     s.enable_ase_detected_attack = false;
-    let d = decide(Some(&a), &s, &c, &Lists::default());
+    let d = decide(Some(&a), &s, &c, &Lists::default(), Local::default());
     assert_eq!(d.verdict, Verdict::Block);
     assert_eq!(d.detected_ip(), None);
     // Without oauth2_access_token the flag means nothing.
     a.oauth2_access_token = false;
     assert_eq!(
-        decide(Some(&a), &ase(true), &c, &Lists::default()),
+        decide(
+            Some(&a),
+            &ase(true),
+            &c,
+            &Lists::default(),
+            Local::default()
+        ),
         Decision::allow()
     );
     // A token present: allowed.
     a.oauth2_access_token = true;
     assert_eq!(
-        decide(Some(&a), &ase(true), &client(), &Lists::default()),
+        decide(
+            Some(&a),
+            &ase(true),
+            &client(),
+            &Lists::default(),
+            Local::default()
+        ),
         Decision::allow()
     );
     // Monitor mode.
-    let d = decide(Some(&a), &ase(false), &c, &Lists::default());
+    let d = decide(
+        Some(&a),
+        &ase(false),
+        &c,
+        &Lists::default(),
+        Local::default(),
+    );
     assert_eq!(d.verdict, Verdict::Allow);
     assert_eq!(d.would_block(), Some("token_missing"));
     // Allow list beats a missing token.
@@ -227,7 +267,7 @@ fn mandatory_token() {
         (ListKind::Allow, IdType::Ip, "192.0.2.1".into()),
         Source::Admin,
     );
-    let d = decide(Some(&a), &ase(true), &c, &l);
+    let d = decide(Some(&a), &ase(true), &c, &l, Local::default());
     assert_eq!(d.verdict, Verdict::Allow);
     assert_eq!(d.detected_ip(), None);
 }
@@ -240,12 +280,24 @@ fn monitor_mode_never_records_a_detected_attack() {
     c.token = None;
     for (firewall, blocking) in [(false, true), (true, false), (false, false)] {
         a.enable_blocking = blocking;
-        let d = decide(Some(&a), &ase(firewall), &c, &Lists::default());
+        let d = decide(
+            Some(&a),
+            &ase(firewall),
+            &c,
+            &Lists::default(),
+            Local::default(),
+        );
         assert_eq!(d.verdict, Verdict::Allow, "fw={firewall} blk={blocking}");
         assert_eq!(d.would_block(), Some("token_missing"));
         assert_eq!(d.detected_ip(), None, "fw={firewall} blk={blocking}");
     }
     a.enable_blocking = true;
-    let d = decide(Some(&a), &ase(true), &c, &Lists::default());
+    let d = decide(
+        Some(&a),
+        &ase(true),
+        &c,
+        &Lists::default(),
+        Local::default(),
+    );
     assert_eq!(d.detected_ip(), Some("192.0.2.1"));
 }

@@ -25,6 +25,7 @@ fn api() -> Api {
         enable_blocking: true,
         username_header: None,
         jwt: None,
+        protect: Default::default(),
     }
 }
 
@@ -50,6 +51,7 @@ fn req(path: &str, headers: &[(&str, &str)]) -> Request {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         peer: Some("10.0.0.1:5678".into()),
+        protocol: None,
     })
 }
 

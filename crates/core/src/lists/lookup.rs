@@ -128,7 +128,8 @@ impl FeedCache {
 
 /// A per-request view over every list: configuration sets plus one read of `aw:meta`.
 pub struct Lookup<'a, S: Store> {
-    store: &'a S,
+    /// The shared data the lookups read.
+    pub store: &'a S,
     config: &'a ConfigLists,
     /// Feed buckets this VM read earlier (none: read every bucket).
     cache: Option<&'a FeedCache>,
@@ -184,7 +185,7 @@ impl<'a, S: Store> Lookup<'a, S> {
             let key = dyn_key(list, t, bucket_of(h, DYN_BUCKETS));
             if let (Some(b), _) = self.store.get(&key) {
                 if let Some(src) = find(&b, value, self.now) {
-                    if src != Source::Detected || self.detected_enabled {
+                    if !src.is_detection() || self.detected_enabled {
                         return Some(src);
                     }
                 }

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::identity::IdType;
-use crate::lists::MemStore;
+use crate::lists::{MemStore, Source};
 use crate::record::{self, Exchange};
 use crate::request::RequestView;
 use crate::services::Redact;
@@ -1021,16 +1021,16 @@ fn admin_paths_are_answered_locally_even_when_disguised() {
 struct Checker;
 
 impl External for Checker {
-    fn request(&self, req: &Request, outcome: &Outcome) -> Option<CallRequest> {
+    fn request(&self, req: &Request, outcome: &mut Outcome, _now_ms: u64) -> Option<Step> {
         let api = outcome.api.as_ref()?;
-        Some(
+        Some(Step::Call(
             CallRequest::new("POST", "checker", "", "/check", 500)
                 .header("x-api", &api.name)
                 .body(req.view.path.clone().into_bytes()),
-        )
+        ))
     }
 
-    fn answer(&self, answer: &CallAnswer, outcome: &mut Outcome) -> Step {
+    fn answer(&self, answer: &CallAnswer, outcome: &mut Outcome, _now_ms: u64) -> Step {
         if answer.status == Some(403) {
             if let Some(d) = outcome.decision.as_mut() {
                 d.verdict = Verdict::Block;
@@ -1055,7 +1055,7 @@ impl MockCalls {
         match step {
             Step::Call(call) => {
                 self.sent.borrow_mut().push(call);
-                resume(rt, &answer, &mut o)
+                resume(rt, &answer, &mut o, NOW_MS)
             }
             other => other,
         }
@@ -1102,7 +1102,7 @@ fn a_step_can_call_out_and_resume_with_the_answer() {
     // Without an external service, resume goes on.
     let (mut o, _) = run(&runtime(), &r, &store);
     assert_eq!(
-        resume(&runtime(), &status(Some(403)), &mut o),
+        resume(&runtime(), &status(Some(403)), &mut o, NOW_MS),
         Step::Continue
     );
 }

@@ -76,6 +76,7 @@ fn exchange() -> Exchange {
                 ("x-request-id", "req-1"),
             ]),
             peer: Some("203.0.113.7:5555".into()),
+            protocol: None,
         }),
         start_ms: START,
         end_ms: START + 3,
@@ -100,6 +101,8 @@ fn exchange() -> Exchange {
             },
             decision: Some(Decision::allow()),
             admin: false,
+            decoy_response_def: None,
+            sideband: None,
         },
         response_status: Some(200),
         response_headers: hv(&[
@@ -622,7 +625,7 @@ fn decisions_in_the_ase_section() {
         cause: Some(cause),
         mode: Mode::Enforced,
         source,
-        effects: vec![],
+        ..Decision::allow()
     };
     let rows: [(Decision, Value); 5] = [
         (
@@ -643,7 +646,7 @@ fn decisions_in_the_ase_section() {
                 cause: Some(Cause::DenyList(IdType::Username)),
                 mode: Mode::Monitored,
                 source: Some(Source::Admin),
-                effects: vec![],
+                ..Decision::allow()
             },
             json!({"decision": "allow", "reason": null, "would_block": "deny_list:username",
                    "list_source": "admin"}),
@@ -654,7 +657,7 @@ fn decisions_in_the_ase_section() {
                 cause: Some(Cause::DenyList(IdType::Ip)),
                 mode: Mode::AllowListed(IdType::Ip),
                 source: None,
-                effects: vec![],
+                ..Decision::allow()
             },
             json!({"decision": "allow", "reason": "allow_list:ip"}),
         ),
