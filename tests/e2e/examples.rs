@@ -112,3 +112,27 @@ fn production_example_starts_with_the_admin_listener() {
     .unwrap();
     assert_eq!(admin.status, 401, "{}", admin.body_text());
 }
+
+#[test]
+fn sideband_ase_example_starts_and_fails_open_while_no_ase_listens() {
+    let (envoy, _) = start_ready("sideband-ase.yaml");
+    let r = envoy.get("/shop/items", &[]);
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    let eve = Jwt::claims(&json!({"username": "eve"})).build();
+    let auth = format!("Bearer {eve}");
+    assert_eq!(
+        envoy.get("/shop/items", &[("authorization", &auth)]).status,
+        403
+    );
+    // The example logs records to stdout; its counters tell what happened: one call failed
+    // (nothing listens on ASE's ports), the locally blocked request was never sent.
+    let counted = crate::harness::eventually(5, || {
+        envoy.try_stat("wasmcustom.api_warden.sideband.errors") == Some(1)
+    });
+    assert!(
+        counted,
+        "{:?}",
+        envoy.try_stat("wasmcustom.api_warden.sideband.errors")
+    );
+    assert_eq!(envoy.stat("wasmcustom.api_warden.sideband.requests"), 1);
+}

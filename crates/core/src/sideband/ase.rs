@@ -274,11 +274,12 @@ impl External for AseSideband {
                     }
                     Some(400) => "400: ASE could not read the request JSON".to_string(),
                     Some(503) => "503: ASE does not know this API".to_string(),
-                    Some(s) => format!("unexpected status {s}"),
-                    None if report.latency_ms + 50 >= timeout_ms => {
+                    // Envoy answers its own 504 when the call times out.
+                    None | Some(504) if report.latency_ms + 50 >= timeout_ms => {
                         report.timed_out = true;
                         format!("no answer within {timeout_ms} ms")
                     }
+                    Some(s) => format!("unexpected status {s}"),
                     None => "no answer (connection failed or reset)".to_string(),
                 };
                 if status.map_or(true, |s| s >= 500) {

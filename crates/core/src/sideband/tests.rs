@@ -254,6 +254,14 @@ fn timeouts_open_the_breaker_and_skipped_requests_do_not_wait() {
     }
     let (o, step) = on_request_headers(&rt, &r, true, &store, 700);
     assert_eq!(step, Step::Continue, "skipped, fail open");
+    // Envoy's own 504 for a call past its timeout is a timeout too; a quick 504 is not.
+    let other = runtime(json!({"cluster": "ase", "timeout_ms": 100}));
+    let (mut slow, _) = on_request_headers(&other, &r, true, &store, 0);
+    resume(&other, &status(Some(504)), &mut slow, 100);
+    assert!(slow.sideband.as_ref().unwrap().timed_out);
+    let (mut quick, _) = on_request_headers(&other, &r, true, &store, 0);
+    resume(&other, &status(Some(504)), &mut quick, 5);
+    assert!(!quick.sideband.as_ref().unwrap().timed_out);
     assert_eq!(o.sideband.as_ref().unwrap().outcome, Verdict::Skipped);
     let c = crate::stats::sideband_counters(o.sideband.as_ref().unwrap());
     assert_eq!(c, [crate::stats::Counter::SidebandSkipped]);
