@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """api-warden benchmark (`make bench`).
 
-Runs five Envoy configurations, each a separate Envoy process with --concurrency 1, interleaved
-A B C D P A B C D P ... and driven by the same wrk load on loopback:
+Runs six Envoy configurations, each a separate Envoy process with --concurrency 1, interleaved
+A B C D P S A B C D P S ... and driven by the same wrk load on loopback:
 
   A  envoy         the same listener and direct_response route, no wasm filter (the ceiling)
   B  wasm floor    a pass-through proxy-wasm filter (bench/floor): what any wasm filter costs
@@ -12,6 +12,8 @@ A B C D P A B C D P ... and driven by the same wrk load on loopback:
   D  blocking      as C, but every request hits a deny entry (local 403)
   P  protections   as C, plus a decoy API, pattern enforcement on every API and a flow-control
                    threshold that is never reached (ASE's inline protections' cost)
+  S  sideband      as C, in ASE sideband mode: both calls per request to a local double that
+                   answers at once (Envoy's CPU includes the two calls)
 
 Figures per configuration: requests/s, latency p50/p99 (wrk --latency), Envoy CPU time per request
 (from /proc/<pid>/stat over the run / requests served), Envoy RSS after loading the lists. Medians
@@ -82,8 +84,9 @@ class Feed:
         self.pages = pages
 
 
-# A no wasm, B the wasm floor, C api-warden, D blocking, P api-warden with the inline protections.
-KINDS = "ABCDP"
+# A no wasm, B the wasm floor, C api-warden, D blocking, P api-warden with the inline protections,
+# S api-warden in ASE sideband mode against a local double (the feed server) that answers at once.
+KINDS = "ABCDPS"
 
 
 def plugin_config(kind, feed_port, collector):
@@ -110,6 +113,8 @@ def plugin_config(kind, feed_port, collector):
                      "decoy_config": {"decoy_enabled": True, "decoy_subpaths": []}}})
     cfg = {
         "ase": {"enable_firewall": True, "enable_ase_detected_attack": True},
+        **({"sideband": {"service": "ase", "cluster": "abs", "timeout_ms": 1000, "fail_open": True,
+                         "response_call": True}} if kind == "S" else {}),
         "apis": apis,
         "deny_list": {"username": ["alice"] if kind == "D" else ["mallory"]},
         "allow_list": {"ip": ["192.0.2.10"]},
@@ -150,7 +155,7 @@ class Run:
                            admin, ["--concurrency", "1", "--log-level", "warn"])
         self.proc = self.envoy.proc
         self.load_seconds = 0.0
-        if kind in "CD":
+        if kind in "CDPS":
             t0 = time.time()
             while self.stat("attack_list.polls_ok") < 1:
                 if self.stat("attack_list.polls_failed") > 0:
@@ -274,7 +279,7 @@ def main():
     print(micro)
 
     names = {"A": "A envoy (no wasm)", "B": "B wasm floor", "C": "C api-warden", "D": "D api-warden blocking",
-             "P": "P api-warden + protections"}
+             "P": "P api-warden + protections", "S": "S api-warden + ASE sideband"}
     cpu = {k: median(v, "cpu_us_per_req") for k, v in results.items()}
     lines = [
         "# api-warden benchmark results", "",
@@ -303,6 +308,10 @@ def main():
         "",
         "P (C with a decoy API, pattern enforcement on every API and a flow-control threshold never "
         "reached): P/C = %.2f (%+.1f µs per request)." % (cpu["P"] / cpu["C"], cpu["P"] - cpu["C"]),
+        "",
+        "S (C in ASE sideband mode, both calls to a local double answering at once): S/C = %.2f in CPU "
+        "per request, p99 %.0f µs vs C's %.0f µs." % (cpu["S"] / cpu["C"], median(results["S"], "p99_us"),
+                                                      median(results["C"], "p99_us")),
         "",
         "Budget: C's added CPU over B (%.1f µs) ≤ half of B's added CPU over A (%.1f µs / 2 = %.1f µs): **%s**."
         % (added_c, added_b, added_b / 2, "met" if added_c <= added_b / 2 else "missed"),

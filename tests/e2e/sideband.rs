@@ -456,3 +456,50 @@ fn concurrent_requests_each_get_their_own_verdict() {
     );
     ase.assert_no_violations();
 }
+
+#[test]
+fn a_reload_while_calls_are_in_flight_leaves_no_request_hanging() {
+    // The LDS test rig of the fault tests; its "collector" server stands in for a slow ASE.
+    let ase = crate::export_faults::Collector::start();
+    ase.server.set(|r| {
+        if r.path == "/ase/request" {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        (200, b"{}".to_vec())
+    });
+    let plugin = |denied: &str| {
+        json!({"apis": [{"name": "shop", "api_metadata": {"url": "/shop", "hostname": "*",
+                 "username_header": "x-user", "enable_blocking": true}}],
+               "deny_list": {"username": [denied]},
+               "sideband": {"service": "ase", "cluster": "collector", "timeout_ms": 2000}})
+    };
+    let (envoy, mut lds, port) = crate::faults::start_dynamic(&ase, &plugin("nobody"), 1, 2);
+    let in_flight: Vec<_> = (0..20)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let path = format!("/shop/r{i}");
+                let r = harness::request(port, "GET", &path, &[("x-user", "bob")], None);
+                (r.map(|r| r.status).unwrap_or(0), started.elapsed())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    lds.push(&plugin("mallory"));
+    for h in in_flight {
+        let (status, took) = h.join().unwrap();
+        assert_eq!(status, 200, "a request in flight during the reload");
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+    }
+    let status = |user: &str| {
+        harness::request(port, "GET", "/shop/x", &[("x-user", user)], None)
+            .map(|r| r.status)
+            .unwrap_or(0)
+    };
+    assert!(
+        eventually(10, || status("mallory") == 403),
+        "the new configuration never applied"
+    );
+    assert_eq!(status("bob"), 200);
+    drop(envoy);
+}
