@@ -113,7 +113,7 @@ def plugin_config(kind, feed_port, collector):
                      "decoy_config": {"decoy_enabled": True, "decoy_subpaths": []}}})
     cfg = {
         "ase": {"enable_firewall": True, "enable_ase_detected_attack": True},
-        **({"sideband": {"service": "ase", "cluster": "abs", "timeout_ms": 1000, "fail_open": True,
+        **({"sideband": {"service": "ase", "cluster": "ase", "timeout_ms": 1000, "fail_open": True,
                          "response_call": True}} if kind == "S" else {}),
         "apis": apis,
         "deny_list": {"username": ["alice"] if kind == "D" else ["mallory"]},
@@ -125,7 +125,7 @@ def plugin_config(kind, feed_port, collector):
     return json.dumps(cfg)
 
 
-def envoy_bootstrap(kind, port, admin, feed_port, log_path):
+def envoy_bootstrap(kind, port, admin, feed_port, log_path, ase_port=None):
     """The listener of every configuration: direct_response 200 behind the filter of `kind` (none,
     the floor, api-warden), the record access log; the feed and collector clusters."""
     if kind == "A":
@@ -135,7 +135,23 @@ def envoy_bootstrap(kind, port, admin, feed_port, log_path):
     else:
         filters = wasm_filter(plugin_config(kind, feed_port, None))
     main = listener("main", port, direct_response("ok"), http_filters=filters, access_log=access_log(log_path))
-    return bootstrap(admin, main, cluster("abs", feed_port) + cluster("collector", feed_port))
+    clusters = cluster("abs", feed_port) + cluster("collector", feed_port)
+    if ase_port:
+        clusters += cluster("ase", ase_port)
+    return bootstrap(admin, main, clusters)
+
+
+def ase_double(directory):
+    """ASE's sideband API as a second Envoy process (its CPU is not measured) that answers every
+    call at once with 200: what S pays for the two calls, not a slow double's queueing."""
+    port, admin = free_port(), free_port()
+    # The buffer filter reads each call's body before the direct response: answering at the headers
+    # would make Envoy close the connection, and every call would pay for a new one.
+    buffer = ("- name: envoy.filters.http.buffer\n  typed_config:\n"
+              "    \"@type\": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer\n"
+              "    max_request_bytes: 1048576")
+    yaml = bootstrap(admin, listener("ase", port, direct_response("{}"), http_filters=buffer), "")
+    return Envoy(directory, yaml, admin, ["--concurrency", "1", "--log-level", "warn"]), port
 
 
 def cpu_ticks(pid):
@@ -150,8 +166,9 @@ class Run:
     def __init__(self, kind, feed, tag):
         self.port, admin = free_port(), free_port()
         self.dir = os.path.join(OUT, tag)
+        self.double, ase_port = ase_double(self.dir + "-ase") if kind == "S" else (None, None)
         self.envoy = Envoy(self.dir, envoy_bootstrap(kind, self.port, admin, feed.port,
-                                                     os.path.join(self.dir, "access.log")),
+                                                     os.path.join(self.dir, "access.log"), ase_port),
                            admin, ["--concurrency", "1", "--log-level", "warn"])
         self.proc = self.envoy.proc
         self.load_seconds = 0.0
@@ -173,6 +190,8 @@ class Run:
 
     def stop(self):
         self.envoy.stop()
+        if self.double:
+            self.double.stop()
 
 
 def wrk(port, seconds, connections):

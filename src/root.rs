@@ -103,9 +103,10 @@ impl Context for Root {
         let attack_list = rt.services.attack_list.as_ref();
         if self.response_calls.borrow().owns(token) {
             let answer = host::call_answer(body_size, 0);
-            self.response_calls
-                .borrow_mut()
-                .on_answer(&host, token, &answer);
+            let mut calls = self.response_calls.borrow_mut();
+            calls.on_answer(&host, token, &answer);
+            // The next queued call leaves now, not at the next tick.
+            calls.flush(&host);
         } else if self.poller.owns(token) {
             let max_body = attack_list.map_or(0, |a| a.max_body_bytes);
             let answer = host::call_answer(body_size, max_body);

@@ -257,8 +257,9 @@ mod tests;
 /// Most response calls waiting for the root context; beyond it the newest are dropped (counted
 /// as failed).
 pub const MAX_QUEUED_RESPONSE_CALLS: usize = 10_000;
-/// Most response calls in flight per VM.
-pub const MAX_IN_FLIGHT_RESPONSE_CALLS: usize = 512;
+/// Most response calls in flight per VM (each is one upstream connection to ASE with HTTP/1.1);
+/// the next queued one leaves as soon as one is answered.
+pub const MAX_IN_FLIGHT_RESPONSE_CALLS: usize = 64;
 
 /// The fire-and-forget response calls of one VM. HTTP contexts queue them; the root context
 /// dispatches them on its tick and counts their answers. They leave from the root context because
