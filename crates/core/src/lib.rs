@@ -6,6 +6,7 @@
 //! `proxy-wasm`: the filter (`src/`) and the `api-warden` command both build on it.
 
 pub mod admin;
+pub mod ase_files;
 pub mod call;
 pub mod config;
 pub mod decision;
