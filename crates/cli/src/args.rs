@@ -70,7 +70,6 @@ impl Args {
     }
 
     /// Every value of option `name`, in order.
-    #[allow(dead_code)]
     pub fn values(&self, name: &str) -> Vec<&str> {
         self.options
             .iter()

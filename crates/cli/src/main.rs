@@ -10,10 +10,13 @@ mod args;
 mod config_cmd;
 mod input;
 mod lint;
+mod render_cmd;
 
 const USAGE: &str = "\
 usage: api-warden lint [--strict] [--format text|json] PATH...
        api-warden config DIR [--ase FILE] [--deny FILE] [--allow FILE]
+       api-warden envoy DIR [--listen ADDR:PORT] [--admin ADDR:PORT] [--wasm PATH] [--sideband HOST:PORT]...
+       api-warden istio DIR --namespace NS --selector KEY=VALUE [--image oci://...|--url https://...]
        api-warden --help | --version | COMMAND --help";
 
 const HELP: &str = "\
@@ -22,6 +25,8 @@ api-warden: API security for Envoy, configured with PingIntelligence ASE API JSO
 usage:
   api-warden lint PATH...     check ASE folders, API JSON files and plugin configurations
   api-warden config DIR       print the plugin configuration for an ASE folder of API JSON files
+  api-warden envoy DIR        print a complete Envoy bootstrap for the folder
+  api-warden istio DIR        print Istio manifests (WasmPlugin, DestinationRules) for the folder
   api-warden --help           show this help (COMMAND --help: the command's own)
   api-warden --version        show the version
 
@@ -36,6 +41,8 @@ fn main() -> ExitCode {
     match args.split_first() {
         Some((cmd, rest)) if cmd == "lint" => lint::run(rest),
         Some((cmd, rest)) if cmd == "config" => config_cmd::run(rest),
+        Some((cmd, rest)) if cmd == "envoy" => render_cmd::run_envoy(rest),
+        Some((cmd, rest)) if cmd == "istio" => render_cmd::run_istio(rest),
         Some((flag, [])) if flag == "--version" || flag == "-V" => {
             println!("api-warden {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

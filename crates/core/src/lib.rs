@@ -22,6 +22,7 @@ pub mod pipeline;
 pub mod poll;
 pub mod protect;
 pub mod record;
+pub mod render;
 pub mod request;
 pub mod router;
 pub mod services;
