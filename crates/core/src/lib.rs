@@ -10,6 +10,7 @@ pub mod ase_files;
 pub mod call;
 pub mod config;
 pub mod decision;
+pub mod discover;
 pub mod error;
 pub mod export;
 pub mod host;
