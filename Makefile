@@ -46,7 +46,7 @@ run: build envoy ## install what is missing, build, and start the demo (127.0.0.
 
 test: test-unit test-wasm test-e2e test-oci ## run every test tier: native unit, wasm (wasm-bindgen-test), end-to-end with real Envoy, the OCI image
 
-test-unit: ## tier 1: the pure logic (api-warden-core) and the command (api-warden-cli), natively
+test-unit: envoy ## tier 1: the pure logic (api-warden-core) and the command (api-warden-cli), natively
 	cargo test -p api-warden-core --lib
 	cargo test -p api-warden-cli
 
