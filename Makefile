@@ -10,7 +10,7 @@ WB_VERSION    := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"/,"",$$
 CARGO_BIN     := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 export ENVOY
 
-.PHONY: help build build-fault run test test-unit test-wasm test-e2e validate lint bench bench-floor wrk cli fuzz fuzz-smoke fuzz-tools soak envoy toolchain wasm-runner clean
+.PHONY: help build build-fault run test test-unit test-wasm test-e2e validate lint bench bench-floor wrk cli oci oci-tools test-oci fuzz fuzz-smoke fuzz-tools soak envoy toolchain wasm-runner clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,9 +44,9 @@ cli: ## build the api-warden command (target/release/api-warden)
 run: build envoy ## install what is missing, build, and start the demo (127.0.0.1:10000, admin :9901)
 	$(ENVOY) -c envoy/envoy.yaml --concurrency 2 --log-level warn --component-log-level wasm:info
 
-test: test-unit test-wasm test-e2e ## run every test tier: native unit, wasm (wasm-bindgen-test), end-to-end with real Envoy
+test: test-unit test-wasm test-e2e test-oci ## run every test tier: native unit, wasm (wasm-bindgen-test), end-to-end with real Envoy, the OCI image
 
-test-unit: ## tier 1: the pure logic (api-warden-core) and the command (api-warden-cli), natively
+test-unit: envoy ## tier 1: the pure logic (api-warden-core) and the command (api-warden-cli), natively
 	cargo test -p api-warden-core --lib
 	cargo test -p api-warden-cli
 
@@ -56,6 +56,19 @@ test-wasm: toolchain wasm-runner ## tier 2: the same unit tests compiled to wasm
 
 test-e2e: build build-fault envoy validate ## tier 3: real Envoy with the built .wasm, real HTTP, real access logs
 	cargo test --release -p api-warden --test e2e -- --test-threads 4
+
+OCI_LAYOUT ?= target/oci/api-warden
+OCI_TAG    ?= $(shell awk -F'"' '/^version = /{print $$2; exit}' Cargo.toml)
+
+oci-tools: ## install umoci, skopeo and docker-registry (Debian packages) if missing
+	@command -v umoci >/dev/null && command -v skopeo >/dev/null && command -v docker-registry >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq umoci skopeo docker-registry; }
+
+oci: build oci-tools ## build the OCI image Istio pulls (one layer holding plugin.wasm) into target/oci/
+	deploy/oci/build-image.sh $(WASM) $(OCI_LAYOUT) $(OCI_TAG)
+
+test-oci: oci ## push the image to a real registry on loopback, pull it back, check media types and plugin.wasm
+	python3 tests/oci/test_oci.py $(OCI_LAYOUT) $(OCI_TAG) $(WASM)
 
 validate: build envoy ## check every Envoy YAML under envoy/ with `envoy --mode validate`
 	@for f in envoy/*.yaml; do \

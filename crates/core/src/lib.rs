@@ -6,9 +6,11 @@
 //! `proxy-wasm`: the filter (`src/`) and the `api-warden` command both build on it.
 
 pub mod admin;
+pub mod ase_files;
 pub mod call;
 pub mod config;
 pub mod decision;
+pub mod discover;
 pub mod error;
 pub mod export;
 pub mod host;
@@ -21,6 +23,7 @@ pub mod pipeline;
 pub mod poll;
 pub mod protect;
 pub mod record;
+pub mod render;
 pub mod request;
 pub mod router;
 pub mod services;
