@@ -464,3 +464,63 @@ fn pythons_stock_http_server_is_polled_with_if_modified_since() {
     assert_eq!(loads(&envoy), 2);
     assert_eq!(envoy.stat(FAILED), 0);
 }
+
+#[test]
+fn abs_own_attack_list_reply_is_polled_with_its_access_keys() {
+    let soon = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 4;
+    let body = json!({
+        "ips": ["192.0.2.44"],
+        "oauth_tokens": ["abs-token"],
+        "api_keys": [{"value": "abs-key", "ttl": 0}],
+        "usernames": ["abs-user", {"value": "brief-user", "expires_at": soon}],
+        "cookies": {"SESSION": ["abs-cookie"], "JSESSIONID": ["other-cookie"]},
+        "status": "active",
+    })
+    .to_string()
+    .into_bytes();
+    // ABS answers 401 without its access keys.
+    let server = TestServer::start(move |req| {
+        let h = |n: &str| {
+            req.headers
+                .iter()
+                .any(|(k, v)| k == n && v == &n.to_uppercase())
+        };
+        if req.path == "/v4/abs/attacklist" && h("x-abs-ak") && h("x-abs-sk") {
+            (200, body.clone())
+        } else {
+            (401, br#"{"message": "bad access key"}"#.to_vec())
+        }
+    });
+    let mut al = poll_every_second();
+    al["path"] = json!("/v4/abs/attacklist");
+    al["headers"] = json!({"x-abs-ak": "X-ABS-AK", "x-abs-sk": "X-ABS-SK"});
+    let envoy = start(&server, al, 2);
+    wait_user(&envoy, "abs-user", 403);
+    let cases: [(&str, &str, (&str, &str)); 5] = [
+        ("/shop/ip", "ip", ("x-forwarded-for", "192.0.2.44")),
+        (
+            "/shop/token",
+            "token",
+            ("authorization", "Bearer abs-token"),
+        ),
+        ("/shop/key", "api_key", ("x-api-key", "abs-key")),
+        ("/shop/cookie", "cookie", ("cookie", "SESSION=abs-cookie")),
+        ("/shop/brief", "username", ("x-user", "brief-user")),
+    ];
+    for (uri, t, h) in cases {
+        assert_blocked(&envoy.get(uri, &[h]), uri);
+        assert_eq!(
+            record_for(&envoy, uri).at("/ase/reason"),
+            format!("deny_list:{t}")
+        );
+    }
+    // The entry with expires_at stops blocking then, though the feed still lists it.
+    wait_user(&envoy, "brief-user", 200);
+    assert_eq!(user_status(&envoy, "abs-user"), 403);
+    assert!(envoy.stat(OK) >= 2);
+    assert_eq!(envoy.stat(FAILED), 0, "every poll carried the access keys");
+}

@@ -304,7 +304,7 @@ impl Poller {
                 answer.body_size, a.max_body_bytes
             ));
         }
-        let (page, skipped, next) = Feed::parse_page(&answer.body)?;
+        let (page, skipped, next) = Feed::parse_page_at(&answer.body, host.now_ms())?;
         let mut partial = self.partial.take().unwrap_or_default();
         partial.feed.merge(page);
         partial.skipped += skipped;
