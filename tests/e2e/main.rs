@@ -16,6 +16,7 @@ mod evasion;
 mod examples;
 mod export_faults;
 mod faults;
+mod fleet;
 mod harness;
 mod identity;
 mod protections;
