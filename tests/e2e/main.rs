@@ -19,6 +19,7 @@ mod faults;
 mod fleet;
 mod harness;
 mod identity;
+mod otlp;
 mod protections;
 mod records;
 mod sideband;
