@@ -1,7 +1,8 @@
 //! End-to-end tests of attack-list polling through real Envoy: a small HTTP server stands in for
 //! the analytics engine; entries block after a poll, a new feed replaces the old one, failed
 //! polls (status, garbage, timeout, oversized, server gone) keep the last good set, and one worker
-//! polls per interval.
+//! polls per interval. Polls are conditional: a static file server with ETags (ours) and
+//! Python's stock `http.server` (Last-Modified only) serve the feed, and `304`s leave it alone.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,10 @@ use serde_json::{json, Value};
 use crate::enforcement::{assert_blocked, record_for, two_workers};
 use crate::harness::{eventually, Envoy, Opts, TestServer};
 
+mod static_feed;
+
 const OK: &str = "wasmcustom.api_warden.attack_list.polls_ok";
+const NOT_MODIFIED: &str = "wasmcustom.api_warden.attack_list.not_modified";
 const FAILED: &str = "wasmcustom.api_warden.attack_list.polls_failed";
 
 /// `/shop` identifies every type (client IP from X-Forwarded-For), polls `abs` every second.
@@ -347,4 +351,176 @@ fn a_failing_page_fails_the_whole_poll() {
         "a partial feed never loads"
     );
     assert_eq!(envoy.stat(OK), 0);
+}
+
+/// How many times this Envoy replaced its feed (its log line per replacement).
+fn loads(envoy: &Envoy) -> usize {
+    envoy.log().matches("attack list loaded").count()
+}
+
+/// Wait until `n` more polls were answered `304`.
+fn wait_not_modified(envoy: &Envoy, n: u64) {
+    let before = envoy.stat(NOT_MODIFIED);
+    eventually(8, || (envoy.stat(NOT_MODIFIED) >= before + n).then_some(()))
+        .unwrap_or_else(|| panic!("timed out after 8 s: {n} polls answered 304"));
+}
+
+#[test]
+fn a_static_server_with_etags_is_polled_conditionally() {
+    let dir = crate::harness::scratch("static-feed");
+    let file = dir.join("feed.json");
+    std::fs::write(&file, r#"{"username": ["first"]}"#).unwrap();
+    let server = static_feed::StaticServer::start(dir.clone());
+    let mut al = poll_every_second();
+    al["path"] = json!("/feed.json");
+    let envoy = Envoy::start_with(
+        &config(al),
+        Opts {
+            extra_clusters: crate::harness::yaml::cluster("abs", server.port),
+            ..two_workers()
+        },
+    );
+    wait_user(&envoy, "first", 403);
+    wait_not_modified(&envoy, 3);
+    assert_eq!(loads(&envoy), 1, "a 304 does not rewrite the feed");
+    assert_eq!(envoy.stat(OK) - envoy.stat(NOT_MODIFIED), 1);
+    assert_eq!(envoy.stat(FAILED), 0);
+    let hits = server.hits();
+    let etag = hits[0].header("if-none-match");
+    assert_eq!(etag, None, "the first poll is plain");
+    for h in &hits[1..] {
+        assert_eq!(h.path, "/feed.json");
+        assert!(h.header("if-none-match").is_some(), "{h:?}");
+        assert_eq!(h.status, 304, "{h:?}");
+    }
+    // A changed file (a new ETag) is picked up within about one interval.
+    std::fs::write(&file, r#"{"username": ["second"]}"#).unwrap();
+    wait_user(&envoy, "second", 403);
+    assert_eq!(user_status(&envoy, "first"), 200);
+    wait_not_modified(&envoy, 2);
+    assert_eq!(loads(&envoy), 2);
+    assert_eq!(envoy.stat(FAILED), 0);
+}
+
+/// Python's `http.server` on a free port serving `dir` (stock: `Last-Modified` and
+/// `If-Modified-Since`, no ETag).
+struct PythonServer(std::process::Child, u16);
+
+impl PythonServer {
+    fn start(dir: &std::path::Path) -> PythonServer {
+        let port = crate::harness::free_port();
+        let child = std::process::Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+            .arg(dir)
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server");
+        eventually(10, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        })
+        .then_some(())
+        .expect("http.server up");
+        PythonServer(child, port)
+    }
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn pythons_stock_http_server_is_polled_with_if_modified_since() {
+    let dir = crate::harness::scratch("python-feed");
+    let file = dir.join("feed.json");
+    std::fs::write(&file, r#"{"username": ["first"]}"#).unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .and_then(|f| f.set_modified(old))
+        .unwrap();
+    let server = PythonServer::start(&dir);
+    let mut al = poll_every_second();
+    al["path"] = json!("/feed.json");
+    let envoy = Envoy::start_with(
+        &config(al),
+        Opts {
+            extra_clusters: crate::harness::yaml::cluster("abs", server.1),
+            ..two_workers()
+        },
+    );
+    wait_user(&envoy, "first", 403);
+    wait_not_modified(&envoy, 2);
+    assert_eq!(loads(&envoy), 1);
+    // Its Last-Modified has whole seconds: the new file is written with a later mtime.
+    std::fs::write(&file, r#"{"username": ["second"]}"#).unwrap();
+    wait_user(&envoy, "second", 403);
+    wait_not_modified(&envoy, 1);
+    assert_eq!(loads(&envoy), 2);
+    assert_eq!(envoy.stat(FAILED), 0);
+}
+
+#[test]
+fn abs_own_attack_list_reply_is_polled_with_its_access_keys() {
+    let soon = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 4;
+    let body = json!({
+        "ips": ["192.0.2.44"],
+        "oauth_tokens": ["abs-token"],
+        "api_keys": [{"value": "abs-key", "ttl": 0}],
+        "usernames": ["abs-user", {"value": "brief-user", "expires_at": soon}],
+        "cookies": {"SESSION": ["abs-cookie"], "JSESSIONID": ["other-cookie"]},
+        "status": "active",
+    })
+    .to_string()
+    .into_bytes();
+    // ABS answers 401 without its access keys.
+    let server = TestServer::start(move |req| {
+        let h = |n: &str| {
+            req.headers
+                .iter()
+                .any(|(k, v)| k == n && v == &n.to_uppercase())
+        };
+        if req.path == "/v4/abs/attacklist" && h("x-abs-ak") && h("x-abs-sk") {
+            (200, body.clone())
+        } else {
+            (401, br#"{"message": "bad access key"}"#.to_vec())
+        }
+    });
+    let mut al = poll_every_second();
+    al["path"] = json!("/v4/abs/attacklist");
+    al["headers"] = json!({"x-abs-ak": "X-ABS-AK", "x-abs-sk": "X-ABS-SK"});
+    let envoy = start(&server, al, 2);
+    wait_user(&envoy, "abs-user", 403);
+    let cases: [(&str, &str, (&str, &str)); 5] = [
+        ("/shop/ip", "ip", ("x-forwarded-for", "192.0.2.44")),
+        (
+            "/shop/token",
+            "token",
+            ("authorization", "Bearer abs-token"),
+        ),
+        ("/shop/key", "api_key", ("x-api-key", "abs-key")),
+        ("/shop/cookie", "cookie", ("cookie", "SESSION=abs-cookie")),
+        ("/shop/brief", "username", ("x-user", "brief-user")),
+    ];
+    for (uri, t, h) in cases {
+        assert_blocked(&envoy.get(uri, &[h]), uri);
+        assert_eq!(
+            record_for(&envoy, uri).at("/ase/reason"),
+            format!("deny_list:{t}")
+        );
+    }
+    // The entry with expires_at stops blocking then, though the feed still lists it.
+    wait_user(&envoy, "brief-user", 200);
+    assert_eq!(user_status(&envoy, "abs-user"), 403);
+    assert!(envoy.stat(OK) >= 2);
+    assert_eq!(envoy.stat(FAILED), 0, "every poll carried the access keys");
 }

@@ -1,5 +1,5 @@
 //! The analytics export: the [`Exporter`] buffer (records queue per worker VM and leave in
-//! JSON-array batches; failures are retried with backoff, the buffer is bounded, oldest dropped
+//! batches, a JSON array or an OTLP logs request ([`otlp`]) as `analytics.format` says; failures are retried with backoff, the buffer is bounded, oldest dropped
 //! first and counted) and the [`ExportDriver`] that sends one batch at a time through [`Host`],
 //! the next as soon as one is answered, and flushes what is buffered at shutdown. Nothing here can
 //! block or delay a client request. No host calls here: the adapter hands over the answers.
@@ -8,8 +8,10 @@ use std::collections::VecDeque;
 
 use crate::call::{CallAnswer, CallRequest};
 use crate::host::Host;
-use crate::services::AnalyticsSettings;
+use crate::services::{AnalyticsSettings, ExportFormat};
 use crate::stats::Counter;
+
+pub mod otlp;
 
 const MIN_BACKOFF_MS: u64 = 100;
 const MAX_BACKOFF_MS: u64 = 30_000;
@@ -17,6 +19,7 @@ const MAX_BACKOFF_MS: u64 = 30_000;
 /// Per-VM export state.
 #[derive(Debug)]
 pub struct Exporter {
+    format: ExportFormat,
     batch_size: usize,
     max_buffered: usize,
     flush_interval_ms: u64,
@@ -41,6 +44,7 @@ impl Exporter {
     /// A new, empty exporter.
     pub fn new(s: &AnalyticsSettings) -> Exporter {
         Exporter {
+            format: s.format,
             batch_size: s.batch_size.max(1),
             max_buffered: s.max_buffered.max(1),
             flush_interval_ms: s.flush_interval_ms.max(1),
@@ -56,6 +60,7 @@ impl Exporter {
     /// Adopt reloaded settings (batch size, flush interval, bound) and keep the buffered
     /// records; records beyond a smaller bound are dropped, oldest first, and counted.
     pub fn reconfigure(&mut self, s: &AnalyticsSettings) {
+        self.format = s.format;
         self.batch_size = s.batch_size.max(1);
         self.max_buffered = s.max_buffered.max(1);
         self.flush_interval_ms = s.flush_interval_ms.max(1);
@@ -93,8 +98,8 @@ impl Exporter {
         std::mem::take(&mut self.dropped)
     }
 
-    /// The next batch to send now, as a JSON array body, if one is due: nothing in flight, not
-    /// backing off, and either a full batch waits or the flush interval has passed.
+    /// The next batch to send now, as a body in the configured format, if one is due: nothing in
+    /// flight, not backing off, and either a full batch waits or the flush interval has passed.
     pub fn due(&mut self, now_ms: u64) -> Option<Vec<u8>> {
         if self.in_flight.is_some() || self.buf.is_empty() || now_ms < self.retry_at_ms {
             return None;
@@ -107,15 +112,10 @@ impl Exporter {
         }
         let n = self.buf.len().min(self.batch_size);
         let batch: Vec<String> = self.buf.drain(..n).collect();
-        let mut body = Vec::with_capacity(batch.iter().map(|r| r.len() + 1).sum::<usize>() + 2);
-        body.push(b'[');
-        for (i, r) in batch.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            body.extend_from_slice(r.as_bytes());
-        }
-        body.push(b']');
+        let body = match self.format {
+            ExportFormat::Json => json_array(&batch),
+            ExportFormat::Otlp => otlp::logs_body(&batch, now_ms),
+        };
         self.in_flight = Some(batch);
         self.last_flush_ms = Some(now_ms);
         Some(body)
@@ -158,7 +158,21 @@ impl Exporter {
     }
 }
 
-/// The POST of one batch (a JSON array) to the collector; `None` when no collector is configured.
+/// Records (JSON texts) as one JSON array.
+fn json_array(batch: &[String]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(batch.iter().map(|r| r.len() + 1).sum::<usize>() + 2);
+    body.push(b'[');
+    for (i, r) in batch.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(r.as_bytes());
+    }
+    body.push(b']');
+    body
+}
+
+/// The POST of one batch (a JSON array or an OTLP logs request) to the collector; `None` when no collector is configured.
 pub fn batch_request(s: &AnalyticsSettings, body: Vec<u8>) -> Option<CallRequest> {
     let cluster = s.cluster.as_deref()?;
     let c = CallRequest::new("POST", cluster, &s.authority, &s.path, s.timeout_ms)

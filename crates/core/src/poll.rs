@@ -2,15 +2,32 @@
 //! list, following `next` page paths; the feed is replaced only when the last page arrives, and
 //! any failure keeps the last good list. Driven by the root context through [`Host`]; the
 //! adapter only hands over the call answers. No host calls here.
+//!
+//! Polls are conditional: the `ETag` and `Last-Modified` of the feed now stored are kept **per
+//! process, in shared data** ([`VALIDATORS_KEY`]), not per VM, because the election hands each
+//! interval to whichever worker wins it; per-VM validators would make every worker's first poll
+//! a full download and a rewrite. They are written only after a complete successful poll of a
+//! one-page feed (a paginated feed is always fetched whole: an unchanged first page says nothing
+//! about the others), together with the feed generation they describe, and are used only while
+//! that generation is still live. The first page is then sent with `If-None-Match` /
+//! `If-Modified-Since`; a `304 Not Modified` leaves shared data untouched and counts as a
+//! successful poll (`polls_ok`) and as `not_modified`.
 
 use crate::call::{CallAnswer, CallRequest};
 use crate::host::{Host, Store};
-use crate::lists::{self, Feed};
+use crate::lists::{self, Feed, Meta};
 use crate::services::AttackListSettings;
 use crate::stats::Counter;
 
 /// Shared-data key electing the worker that polls the attack list: `[due_ms u64][owner u64]`.
 pub const POLL_KEY: &str = "aw:poll";
+
+/// Shared-data key of the validators of the stored feed (see the module documentation):
+/// `[generation u32][etag len u16][etag][last-modified len u16][last-modified]`; empty = none.
+pub const VALIDATORS_KEY: &str = "aw:poll:validators";
+
+/// Longest `ETag` / `Last-Modified` value remembered (longer ones are not used).
+const MAX_VALIDATOR_LEN: usize = 1024;
 
 /// Most pages one attack-list poll follows.
 pub const MAX_FEED_PAGES: u32 = 1000;
@@ -46,6 +63,88 @@ pub fn page_request(a: &AttackListSettings, path: &str) -> CallRequest {
     )
 }
 
+/// The validators of a stored feed: its `ETag` and `Last-Modified`, as the server sent them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    /// The validators of an answer (values that are empty or too long are left out).
+    pub fn of(answer: &CallAnswer) -> Validators {
+        let usable = |name: &str| {
+            answer
+                .header(name)
+                .map(str::trim)
+                .filter(|v| !v.is_empty() && v.len() <= MAX_VALIDATOR_LEN)
+                .map(str::to_string)
+        };
+        Validators {
+            etag: usable("etag"),
+            last_modified: usable("last-modified"),
+        }
+    }
+
+    /// True when there is neither.
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+
+    /// The validators stored for the live feed generation; `None` when there are none or they
+    /// describe another generation.
+    pub fn load(store: &impl Store) -> Option<Validators> {
+        let (bytes, _) = store.get(VALIDATORS_KEY);
+        let bytes = bytes?;
+        let (generation, rest) = bytes.split_first_chunk::<4>()?;
+        if u32::from_le_bytes(*generation) != Meta::load(store).0.generation {
+            return None;
+        }
+        let (etag, rest) = take_field(rest)?;
+        let (last_modified, _) = take_field(rest)?;
+        let v = Validators {
+            etag,
+            last_modified,
+        };
+        (!v.is_empty()).then_some(v)
+    }
+
+    /// Remember these validators for feed `generation` (an empty set clears them).
+    pub fn save(&self, store: &impl Store, generation: u32) -> bool {
+        if self.is_empty() {
+            return store.set(VALIDATORS_KEY, &[], None);
+        }
+        let mut out = generation.to_le_bytes().to_vec();
+        for f in [&self.etag, &self.last_modified] {
+            let f = f.as_deref().unwrap_or("");
+            out.extend_from_slice(&(f.len() as u16).to_le_bytes());
+            out.extend_from_slice(f.as_bytes());
+        }
+        store.set(VALIDATORS_KEY, &out, None)
+    }
+
+    /// `call` with `If-None-Match` / `If-Modified-Since` added.
+    pub fn apply(&self, call: CallRequest) -> CallRequest {
+        let call = match &self.etag {
+            Some(e) => call.header("if-none-match", e),
+            None => call,
+        };
+        match &self.last_modified {
+            Some(l) => call.header("if-modified-since", l),
+            None => call,
+        }
+    }
+}
+
+/// One length-prefixed field of [`VALIDATORS_KEY`] (`None` inside when empty).
+fn take_field(b: &[u8]) -> Option<(Option<String>, &[u8])> {
+    let (len, rest) = b.split_first_chunk::<2>()?;
+    let len = usize::from(u16::from_le_bytes(*len));
+    let (v, rest) = (rest.get(..len)?, rest.get(len..)?);
+    let v = std::str::from_utf8(v).ok()?;
+    Some(((!v.is_empty()).then(|| v.to_string()), rest))
+}
+
 /// Pages of a paginated attack list read so far.
 #[derive(Debug, Default)]
 struct Partial {
@@ -61,11 +160,21 @@ pub struct Poller {
     vm_token: u64,
     /// The page request in flight.
     token: Option<u32>,
+    /// The request in flight is a conditional first page (a 304 is an answer to it).
+    conditional: bool,
     partial: Option<Partial>,
 }
 
-/// The feed a finished poll stored: (generation, entries, skipped).
-type Loaded = (u32, usize, usize);
+/// What one page's answer did.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// The next page was requested.
+    NextPage,
+    /// The feed was replaced: (generation, entries, skipped).
+    Loaded(u32, usize, usize),
+    /// `304 Not Modified`: the stored feed stays as it is.
+    Unchanged,
+}
 
 impl Poller {
     /// A poller for the VM `vm_token` (a random per-VM value).
@@ -73,6 +182,7 @@ impl Poller {
         Poller {
             vm_token,
             token: None,
+            conditional: false,
             partial: None,
         }
     }
@@ -104,7 +214,8 @@ impl Poller {
             return;
         }
         self.partial = None;
-        if let Err(e) = self.request_page(host, a, &a.path) {
+        let validators = Validators::load(host);
+        if let Err(e) = self.request_page(host, a, &a.path, validators.as_ref()) {
             log::warn!("api-warden: attack-list poll not sent: {e}");
             host.increment(Counter::AttackListPollsFailed, 1);
         }
@@ -115,11 +226,16 @@ impl Poller {
         host: &impl Host,
         a: &AttackListSettings,
         path: &str,
+        validators: Option<&Validators>,
     ) -> Result<(), String> {
-        let t = host
-            .dispatch(&page_request(a, path))
-            .map_err(|e| e.to_string())?;
+        let call = page_request(a, path);
+        let call = match validators {
+            Some(v) => v.apply(call),
+            None => call,
+        };
+        let t = host.dispatch(&call).map_err(|e| e.to_string())?;
         self.token = Some(t);
+        self.conditional = validators.is_some();
         Ok(())
     }
 
@@ -141,18 +257,23 @@ impl Poller {
             self.partial = None;
             return true;
         };
-        let result = match self.read_page(host, a, answer) {
-            Ok(None) => return true,
-            Ok(Some(loaded)) => Ok(loaded),
-            Err(e) => Err(e),
-        };
+        let result = self.read_page(host, a, answer);
+        if result == Ok(Step::NextPage) {
+            return true;
+        }
         self.partial = None;
         match result {
-            Ok((generation, n, skipped)) => {
+            Ok(Step::NextPage) => {}
+            Ok(Step::Loaded(generation, n, skipped)) => {
                 log::info!(
                     "api-warden: attack list loaded: {n} entries (generation {generation}, {skipped} skipped)"
                 );
                 host.increment(Counter::AttackListPollsOk, 1);
+            }
+            Ok(Step::Unchanged) => {
+                log::debug!("api-warden: attack list not modified");
+                host.increment(Counter::AttackListPollsOk, 1);
+                host.increment(Counter::AttackListNotModified, 1);
             }
             Err(e) => {
                 log::warn!("api-warden: attack-list poll failed, keeping the last good list: {e}");
@@ -162,16 +283,18 @@ impl Poller {
         true
     }
 
-    /// One page: `Ok(None)` when the next page was requested, `Ok(Some(..))` when the feed was
-    /// replaced.
+    /// One page's answer.
     fn read_page(
         &mut self,
         host: &impl Host,
         a: &AttackListSettings,
         answer: &CallAnswer,
-    ) -> Result<Option<Loaded>, String> {
+    ) -> Result<Step, String> {
+        let conditional = std::mem::take(&mut self.conditional);
         match answer.status {
             Some(200) => {}
+            Some(304) if conditional => return Ok(Step::Unchanged),
+            Some(304) => return Err("304 Not Modified to a request without validators".into()),
             Some(s) => return Err(format!("status {s}")),
             None => return Err("no response (timeout or connection failure)".to_string()),
         }
@@ -181,7 +304,7 @@ impl Poller {
                 answer.body_size, a.max_body_bytes
             ));
         }
-        let (page, skipped, next) = Feed::parse_page(&answer.body)?;
+        let (page, skipped, next) = Feed::parse_page_at(&answer.body, host.now_ms())?;
         let mut partial = self.partial.take().unwrap_or_default();
         partial.feed.merge(page);
         partial.skipped += skipped;
@@ -198,13 +321,23 @@ impl Poller {
                 // Keep what we have and fetch the next page; replace only at the end.
                 partial.pages += 1;
                 self.partial = Some(partial);
-                self.request_page(host, a, &n)
-                    .map(|()| None)
+                self.request_page(host, a, &n, None)
+                    .map(|()| Step::NextPage)
                     .map_err(|e| format!("requesting page {}: {e}", pages + 2))
             }
-            None => lists::replace_feed(host, &partial.feed)
-                .map(|g| Some((g, partial.feed.len(), partial.skipped)))
-                .map_err(|e| e.to_string()),
+            None => {
+                let g = lists::replace_feed(host, &partial.feed).map_err(|e| e.to_string())?;
+                // Only a one-page feed is described by its validators.
+                let v = if pages == 0 {
+                    Validators::of(answer)
+                } else {
+                    Validators::default()
+                };
+                if !v.save(host, g) {
+                    log::warn!("api-warden: attack-list validators not stored");
+                }
+                Ok(Step::Loaded(g, partial.feed.len(), partial.skipped))
+            }
         }
     }
 }

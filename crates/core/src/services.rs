@@ -59,12 +59,25 @@ pub enum FilterState {
     None,
 }
 
+/// How exported batches are encoded (`analytics.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExportFormat {
+    /// A JSON array of records (POSTed to `analytics.path`, default `/`).
+    #[default]
+    Json,
+    /// OTLP/HTTP logs in the JSON encoding (an `ExportLogsServiceRequest`, one log record per
+    /// request; `analytics.path` defaults to `/v1/logs`).
+    Otlp,
+}
+
 /// `analytics`: record redaction, the filter states for access logs, and the batch exporter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnalyticsSettings {
     pub redact: Redact,
     /// Filter states set for access loggers (each costs a host call, about 1 µs).
     pub filter_state: FilterState,
+    /// Encoding of the exported batches.
+    pub format: ExportFormat,
     /// Envoy cluster of the collector; no export when absent.
     pub cluster: Option<String>,
     pub path: String,
@@ -81,6 +94,7 @@ impl Default for AnalyticsSettings {
         AnalyticsSettings {
             redact: Redact::None,
             filter_state: FilterState::All,
+            format: ExportFormat::Json,
             cluster: None,
             path: default_analytics_path(),
             authority: String::new(),
@@ -165,6 +179,7 @@ const ATTACK_LIST_KEYS: &[&str] = &[
 const ANALYTICS_KEYS: &[&str] = &[
     "redact",
     "filter_state",
+    "format",
     "cluster",
     "path",
     "authority",
@@ -254,11 +269,17 @@ fn parse_analytics(s: Section<'_>) -> Result<AnalyticsSettings> {
         ("record", FilterState::Record),
         ("none", FilterState::None),
     ];
+    let format = [("json", ExportFormat::Json), ("otlp", ExportFormat::Otlp)];
+    let format = s.choice("format", &format)?.unwrap_or_default();
     let a = AnalyticsSettings {
         redact: s.choice("redact", &redact)?.unwrap_or_default(),
         filter_state: s.choice("filter_state", &filter_state)?.unwrap_or_default(),
+        format,
         cluster: s.string("cluster")?,
-        path: s.string("path")?.unwrap_or_else(default_analytics_path),
+        path: s.string("path")?.unwrap_or_else(|| match format {
+            ExportFormat::Json => default_analytics_path(),
+            ExportFormat::Otlp => "/v1/logs".into(),
+        }),
         authority: s.string("authority")?.unwrap_or_default(),
         batch_size: s.size("batch_size")?.unwrap_or_else(default_batch),
         flush_interval_ms: s.uint("flush_interval_ms")?.unwrap_or_else(default_flush),
@@ -532,5 +553,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown variant `some`"), "{e}");
+    }
+
+    #[test]
+    fn export_format_and_its_default_path() {
+        let a = parse("{}").unwrap().analytics;
+        assert_eq!((a.format, a.path.as_str()), (ExportFormat::Json, "/"));
+        let a = parse(r#"{"analytics": {"format": "otlp"}}"#)
+            .unwrap()
+            .analytics;
+        assert_eq!(
+            (a.format, a.path.as_str()),
+            (ExportFormat::Otlp, "/v1/logs")
+        );
+        let a = parse(r#"{"analytics": {"format": "otlp", "path": "/otlp/v1/logs"}}"#)
+            .unwrap()
+            .analytics;
+        assert_eq!(a.path, "/otlp/v1/logs");
+        let e = parse(r#"{"analytics": {"format": "xml"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("analytics.format: unknown variant `xml`, expected one of `json`, `otlp`"),
+            "{e}"
+        );
     }
 }

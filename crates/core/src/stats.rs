@@ -42,6 +42,7 @@ pub enum Counter {
     DetectedAttacks,
     AttackListPollsOk,
     AttackListPollsFailed,
+    AttackListNotModified,
     ExportRecordsSent,
     ExportRecordsDropped,
     ExportBatchesRetried,
@@ -70,7 +71,7 @@ impl Counter {
     }
 
     /// All counters.
-    pub const ALL: [Counter; 39] = [
+    pub const ALL: [Counter; 40] = [
         Counter::RequestsTotal,
         Counter::RequestsAllowed,
         Counter::RequestsBlocked,
@@ -104,6 +105,7 @@ impl Counter {
         Counter::DetectedAttacks,
         Counter::AttackListPollsOk,
         Counter::AttackListPollsFailed,
+        Counter::AttackListNotModified,
         Counter::ExportRecordsSent,
         Counter::ExportRecordsDropped,
         Counter::ExportBatchesRetried,
@@ -148,6 +150,7 @@ impl Counter {
             Counter::DetectedAttacks => "api_warden.detected_attacks",
             Counter::AttackListPollsOk => "api_warden.attack_list.polls_ok",
             Counter::AttackListPollsFailed => "api_warden.attack_list.polls_failed",
+            Counter::AttackListNotModified => "api_warden.attack_list.not_modified",
             Counter::ExportRecordsSent => "api_warden.export.records_sent",
             Counter::ExportRecordsDropped => "api_warden.export.records_dropped",
             Counter::ExportBatchesRetried => "api_warden.export.batches_retried",

@@ -322,3 +322,126 @@ mod driver {
         assert_eq!(vm.reply(Some(200)), ("[0,1]".into(), Answered::Done));
     }
 }
+
+mod otlp_batches {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+    use serde_json::{json, Value};
+
+    const NOW_MS: u64 = 1_700_000_001_234;
+
+    fn record() -> String {
+        json!({
+            "action": "outbound-POST",
+            "service": "shop",
+            "attributes": {"HttpRequest.IPAddress": "10.0.0.1",
+                "HttpRequest.RequestURI": "/shop/cart?item=1&n=2",
+                "HttpRequest.ResponseStatus": 403},
+            "ase": {"api": "shop", "decision": "block", "reason": "deny_list:username",
+                "list_source": "attack_list",
+                "client": {"ip": "192.0.2.1", "username": "mallory", "client_id": null}},
+            "timestamp": "2023-11-14T22:13:20.500Z",
+            "duration_ms": 3,
+        })
+        .to_string()
+    }
+
+    fn attrs(lr: &Value) -> Vec<(String, Value)> {
+        lr["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["key"].as_str().unwrap().to_string(), a["value"].clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_is_one_logs_request_with_a_log_record_per_request() {
+        let s = AnalyticsSettings {
+            format: ExportFormat::Otlp,
+            batch_size: 10,
+            ..AnalyticsSettings::default()
+        };
+        let mut e = Exporter::new(&s);
+        e.push(record());
+        e.push("not json".into());
+        let body: Value = serde_json::from_slice(&e.due(NOW_MS).unwrap()).unwrap();
+        let rl = &body["resourceLogs"][0];
+        assert_eq!(
+            rl["resource"]["attributes"][0],
+            json!({"key": "service.name", "value": {"stringValue": "api-warden"}})
+        );
+        let sl = &rl["scopeLogs"][0];
+        assert_eq!(sl["scope"]["name"], "api-warden");
+        let lrs = sl["logRecords"].as_array().unwrap();
+        assert_eq!(lrs.len(), 2);
+        let lr = &lrs[0];
+        assert_eq!(lr["timeUnixNano"], "1700000000500000000");
+        assert_eq!(lr["observedTimeUnixNano"], "1700000001234000000");
+        assert_eq!(
+            (lr["severityNumber"].clone(), lr["severityText"].clone()),
+            (json!(13), json!("WARN"))
+        );
+        assert_eq!(lr["body"]["stringValue"], record());
+        let s = |v: &str| json!({"stringValue": v});
+        let i = |v: &str| json!({"intValue": v});
+        assert_eq!(
+            attrs(lr),
+            vec![
+                ("http.request.method".into(), s("POST")),
+                ("url.path".into(), s("/shop/cart")),
+                ("url.query".into(), s("item=1&n=2")),
+                ("client.address".into(), s("192.0.2.1")),
+                ("user.name".into(), s("mallory")),
+                ("api_warden.api".into(), s("shop")),
+                ("api_warden.decision".into(), s("block")),
+                ("api_warden.reason".into(), s("deny_list:username")),
+                ("api_warden.list_source".into(), s("attack_list")),
+                ("http.response.status_code".into(), i("403")),
+                ("api_warden.duration_ms".into(), i("3")),
+            ]
+        );
+        // A record that is not JSON still travels, as text, at the time of the batch.
+        let bad = &lrs[1];
+        assert_eq!(bad["body"]["stringValue"], "not json");
+        assert_eq!(bad["timeUnixNano"], "1700000001234000000");
+        assert_eq!(bad["attributes"], json!([]));
+        assert_eq!(bad["severityText"], "INFO");
+        // The call: POST to /v1/logs as JSON.
+        let call = batch_request(
+            &AnalyticsSettings {
+                cluster: Some("otel".into()),
+                ..crate::services::Services::default().analytics
+            },
+            Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            call.headers[3],
+            ("content-type".into(), "application/json".into())
+        );
+    }
+
+    #[test]
+    fn record_timestamps_convert_to_unix_milliseconds() {
+        let rows = [
+            ("1970-01-01T00:00:00.000Z", Some(0)),
+            ("2023-11-14T22:13:20.500Z", Some(1_700_000_000_500)),
+            ("2024-02-29T12:00:00.001Z", Some(1_709_208_000_001)),
+            ("2000-03-01T00:00:00.000Z", Some(951_868_800_000)),
+            ("2023-11-14T22:13:20Z", None),
+            ("2023-13-14T22:13:20.500Z", None),
+            ("2023-11-14 22:13:20.500Z", None),
+            ("2023-11-14T22:13:2x.500Z", None),
+            ("", None),
+        ];
+        for (ts, want) in rows {
+            assert_eq!(otlp::unix_ms(ts), want, "{ts}");
+        }
+        for ms in [0u64, 951_868_800_000, 1_700_000_000_500, 4_102_444_800_999] {
+            assert_eq!(otlp::unix_ms(&crate::record::timestamp(ms)), Some(ms));
+        }
+    }
+}

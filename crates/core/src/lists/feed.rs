@@ -1,69 +1,123 @@
-//! The attack-list feed: parsing the analytics engine's document and replacing the feed
-//! atomically in shared data. No host calls.
+//! The attack-list feed: parsing the analytics engine's document (api-warden's shape or ABS's)
+//! and replacing the feed atomically in shared data. No host calls.
 
 use super::*;
 
-/// A parsed attack-list feed: values per type (already checked and de-duplicated).
+/// A parsed attack-list feed: values per type (already checked and de-duplicated), and the
+/// expiry of the entries that have one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Feed {
     pub values: [Vec<String>; 5],
+    /// Value → expiry (Unix seconds) per type, for entries that expire (the others never do).
+    pub expires: [HashMap<String, u64>; 5],
 }
 
 impl Feed {
-    /// Parse the analytics engine's attack list: `{"ip": [...], "token": [...], "api_key": [...],
-    /// "cookie": [...], "username": [...]}`. Unknown keys are ignored and a type given as `null`
-    /// is empty; a type that is not an array is an error. An item is a string or an object
-    /// `{"value": "...", ...}` (as some engines send); any other item, or an unusable value (bad
-    /// IP, empty), is skipped and counted in `skipped`. Duplicates are dropped.
+    /// [`Feed::parse_page_at`] of a one-page feed at time 0 (for feeds without relative TTLs).
+    pub fn parse(body: &[u8]) -> Result<(Feed, usize), String> {
+        Feed::parse_page_at(body, 0).map(|(feed, skipped, _)| (feed, skipped))
+    }
+
+    /// [`Feed::parse_page_at`] at time 0 (for feeds without relative TTLs).
+    pub fn parse_page(body: &[u8]) -> Result<(Feed, usize, Option<String>), String> {
+        Feed::parse_page_at(body, 0)
+    }
+
+    /// Parse one page of the attack list, in either of two shapes, told apart by their keys (a
+    /// document that mixes them is an error):
+    /// - api-warden's: `{"ip": [...], "token": [...], "api_key": [...], "cookie": [...],
+    ///   "username": [...]}`;
+    /// - ABS's (`GET /v4/abs/attacklist`): `{"ips": [...], "oauth_tokens": [...], "api_keys":
+    ///   [...], "usernames": [...], "cookies": {"<cookie name>": [...]}}`; the cookie names are
+    ///   not kept (a cookie value is matched against the cookie its API names).
+    ///
+    /// Unknown keys are ignored and a type given as `null` is empty; a type that is not an array
+    /// (ABS's `cookies`: not an object of arrays) is an error. An item is a string or an object
+    /// `{"value": "...", ...}` that may carry its lifetime: `expires_at` (Unix seconds), `ttl_s`
+    /// (seconds from `now_ms`) or, in ABS's shape, `ttl` (minutes, ABS's unit); 0 never expires.
+    /// Any other item, or an unusable value (bad IP, empty, a TTL that is not a whole number), is
+    /// skipped and counted in `skipped`. Duplicates are dropped (the longest lifetime is kept).
+    /// Also returns the document's `next` member (the path of the following page; absent, `null`
+    /// or `""` on the last page).
     ///
     /// The body is read straight into per-type vectors (no JSON tree of the whole document), and
     /// duplicates are dropped by sorting, so a feed of millions of entries costs little more than
     /// the values themselves.
-    pub fn parse(body: &[u8]) -> Result<(Feed, usize), String> {
-        Feed::parse_page(body).map(|(feed, skipped, _)| (feed, skipped))
-    }
-
-    /// [`Feed::parse`] for one page of a paginated feed: also returns the document's `next`
-    /// member (the path of the following page; absent, `null` or `""` on the last page).
-    pub fn parse_page(body: &[u8]) -> Result<(Feed, usize, Option<String>), String> {
-        let raw: feed_de::Raw =
-            serde_json::from_slice(body).map_err(|e| format!("attack list is not valid: {e}"))?;
-        let next = raw.next.clone();
+    pub fn parse_page_at(
+        body: &[u8],
+        now_ms: u64,
+    ) -> Result<(Feed, usize, Option<String>), String> {
+        let raw = de::parse(body, now_ms)?;
         let mut feed = Feed::default();
         let mut skipped = raw.skipped;
-        for t in IdType::ALL {
-            let Some(items) = raw.values.get(type_idx(t)) else {
-                continue;
-            };
-            let mut out = Vec::with_capacity(items.len());
-            for item in items {
-                match check_value(t, item) {
-                    Ok(v) => out.push(v),
+        for (t, items) in IdType::ALL.into_iter().zip(raw.values) {
+            let mut out: Vec<(String, u64)> = Vec::with_capacity(items.len());
+            for (item, expires) in items {
+                match check_value(t, &item) {
+                    Ok(v) => out.push((v, expires)),
                     Err(_) => skipped += 1,
                 }
             }
-            out.sort_unstable();
-            out.dedup();
-            if let Some(slot) = feed.values.get_mut(type_idx(t)) {
-                *slot = out;
-            }
+            feed.set(t, out);
         }
-        Ok((feed, skipped, next))
+        Ok((feed, skipped, raw.next))
+    }
+
+    /// Store one type's entries, sorted and de-duplicated.
+    fn set(&mut self, t: IdType, mut entries: Vec<(String, u64)>) {
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(longest(a.1, b.1)));
+        entries.dedup_by(|later, first| later.0 == first.0);
+        let ti = type_idx(t);
+        if let Some(map) = self.expires.get_mut(ti) {
+            map.clear();
+            map.extend(entries.iter().filter(|e| e.1 != 0).cloned());
+        }
+        if let Some(slot) = self.values.get_mut(ti) {
+            *slot = entries.into_iter().map(|e| e.0).collect();
+        }
+    }
+
+    /// One type's entries with their expiry (0 = never).
+    fn entries(&mut self, t: IdType) -> Vec<(String, u64)> {
+        let ti = type_idx(t);
+        let values = self
+            .values
+            .get_mut(ti)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        let expires = self
+            .expires
+            .get_mut(ti)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        values
+            .into_iter()
+            .map(|v| {
+                let e = expires.get(&v).copied().unwrap_or(0);
+                (v, e)
+            })
+            .collect()
+    }
+
+    /// The expiry of one stored value (Unix seconds, 0 = never).
+    pub fn expiry_of(&self, t: IdType, value: &str) -> u64 {
+        self.expires
+            .get(type_idx(t))
+            .and_then(|m| m.get(value))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Add another page's entries (kept sorted and free of duplicates).
-    pub fn merge(&mut self, other: Feed) {
-        for (mine, theirs) in self.values.iter_mut().zip(other.values) {
+    pub fn merge(&mut self, mut other: Feed) {
+        for t in IdType::ALL {
+            let theirs = other.entries(t);
             if theirs.is_empty() {
                 continue;
             }
-            if mine.is_empty() {
-                *mine = theirs;
-                continue;
-            }
+            let mut mine = self.entries(t);
             mine.extend(theirs);
-            mine.sort_unstable();
-            mine.dedup();
+            self.set(t, mine);
         }
     }
 
@@ -78,155 +132,16 @@ impl Feed {
     }
 }
 
-/// Streaming deserialization of the attack-list document (see [`Feed::parse`]).
-pub(super) mod feed_de {
-    use std::fmt;
-
-    use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-    use serde::Deserialize;
-
-    use crate::identity::IdType;
-
-    /// The values per type, as strings, plus the count of items that were not strings.
-    #[derive(Default)]
-    pub(super) struct Raw {
-        pub(super) values: [Vec<String>; 5],
-        pub(super) skipped: usize,
-        /// `next`: the path of the following page, when the feed is paginated.
-        pub(super) next: Option<String>,
-    }
-
-    impl<'de> Deserialize<'de> for Raw {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Raw, D::Error> {
-            d.deserialize_map(RawVisitor)
-        }
-    }
-
-    struct RawVisitor;
-
-    impl<'de> Visitor<'de> for RawVisitor {
-        type Value = Raw;
-
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a JSON object of identifier type -> array")
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
-            let mut raw = Raw::default();
-            while let Some(key) = map.next_key::<String>()? {
-                if key == "next" {
-                    raw.next = map
-                        .next_value::<Option<String>>()?
-                        .filter(|n| !n.is_empty());
-                    continue;
-                }
-                let Some(idx) = IdType::ALL.iter().position(|t| t.as_str() == key) else {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                };
-                let Some(items) = map.next_value::<Option<Items>>()? else {
-                    continue;
-                };
-                raw.skipped += items.skipped;
-                if let Some(slot) = raw.values.get_mut(idx) {
-                    slot.extend(items.values);
-                }
-            }
-            Ok(raw)
-        }
-    }
-
-    /// One type's array.
-    struct Items {
-        values: Vec<String>,
-        skipped: usize,
-    }
-
-    impl<'de> Deserialize<'de> for Items {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Items, D::Error> {
-            d.deserialize_seq(ItemsVisitor)
-        }
-    }
-
-    struct ItemsVisitor;
-
-    impl<'de> Visitor<'de> for ItemsVisitor {
-        type Value = Items;
-
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("an array of strings")
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items, A::Error> {
-            let mut out = Items {
-                values: Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20)),
-                skipped: 0,
-            };
-            while let Some(item) = seq.next_element::<Item>()? {
-                match item.0 {
-                    Some(v) => out.values.push(v),
-                    None => out.skipped += 1,
-                }
-            }
-            Ok(out)
-        }
-    }
-
-    /// A string, or the string `value` of an object; `None` for anything else.
-    struct Item(Option<String>);
-
-    impl<'de> Deserialize<'de> for Item {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Item, D::Error> {
-            d.deserialize_any(ItemVisitor)
-        }
-    }
-
-    struct ItemVisitor;
-
-    impl<'de> Visitor<'de> for ItemVisitor {
-        type Value = Item;
-
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a string or an object with a string \"value\"")
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Item, E> {
-            Ok(Item(Some(v.to_string())))
-        }
-        fn visit_string<E: de::Error>(self, v: String) -> Result<Item, E> {
-            Ok(Item(Some(v)))
-        }
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Item, E> {
-            Ok(Item(None))
-        }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Item, E> {
-            Ok(Item(None))
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Item, E> {
-            Ok(Item(None))
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Item, E> {
-            Ok(Item(None))
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Item, E> {
-            Ok(Item(None))
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Item, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(Item(None))
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Item, A::Error> {
-            let mut value = None;
-            while let Some(key) = map.next_key::<String>()? {
-                if key == "value" && value.is_none() {
-                    value = map.next_value::<Item>()?.0;
-                } else {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-            Ok(Item(value))
-        }
-    }
+/// Order two expiries of one value so that the longest lifetime comes first (0 = never).
+fn longest(a: u64, b: u64) -> std::cmp::Ordering {
+    let key = |e: u64| if e == 0 { u64::MAX } else { e };
+    key(b).cmp(&key(a))
 }
+
+mod de;
+
+#[cfg(test)]
+mod tests;
 
 pub(super) fn feed_bucket_count(n: usize) -> u32 {
     let want = (n / 8).max(1).next_power_of_two();
@@ -250,10 +165,12 @@ pub fn replace_feed(store: &impl Store, feed: &Feed) -> Result<u32, UpdateError>
         }
         let nb = feed_bucket_count(values.len());
         let mut buckets: Vec<Vec<u8>> = vec![Vec::new(); nb as usize];
+        let expires = feed.expires.get(ti);
         for v in values {
             let h = fnv1a(v.as_bytes());
+            let e = expires.and_then(|m| m.get(v)).copied().unwrap_or(0);
             if let Some(out) = buckets.get_mut(bucket_of(h, nb) as usize) {
-                encode_raw(out, h, v, Source::AttackList, 0);
+                encode_raw(out, h, v, Source::AttackList, e);
             }
         }
         // Write every bucket of the new generation, the empty ones too: the slot may still hold

@@ -242,3 +242,127 @@ fn dispatch_failures_count_as_failed_polls() {
     assert!(!p.in_flight());
     assert_eq!(generation(&h), 0);
 }
+
+/// A 200 answer with `body` and these response headers.
+fn answer_with(body: &str, headers: &[(&str, &str)]) -> CallAnswer {
+    CallAnswer {
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..answer(Some(200), body.as_bytes())
+    }
+}
+
+fn header<'a>(req: &'a CallRequest, name: &str) -> Option<&'a str> {
+    req.headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+const LM: &str = "Tue, 14 Nov 2023 22:13:20 GMT";
+
+#[test]
+fn validators_of_a_complete_poll_make_the_next_poll_conditional() {
+    let a = MockHost::new(T0);
+    let b = a.sharing();
+    let (mut pa, mut pb) = (Poller::new(1), Poller::new(2));
+    let s = settings();
+    pa.tick(&a, Some(&s), T0);
+    let (t, req) = a.take_call().unwrap();
+    assert_eq!(header(&req, "if-none-match"), None, "nothing known yet");
+    let first = answer_with(
+        r#"{"ip": ["10.0.0.1"]}"#,
+        &[("ETag", "\"v1\""), ("Last-Modified", LM)],
+    );
+    assert!(pa.on_answer(&a, Some(&s), t, &first));
+    assert_eq!(generation(&a), 1);
+    // Another VM of the same process wins the next interval: the validators are shared.
+    b.set_now(T0 + 10_000);
+    pb.tick(&b, Some(&s), T0 + 10_000);
+    let (t, req) = b.take_call().unwrap();
+    assert_eq!(header(&req, "if-none-match"), Some("\"v1\""));
+    assert_eq!(header(&req, "if-modified-since"), Some(LM));
+    assert!(pb.on_answer(&b, Some(&s), t, &answer(Some(304), b"")));
+    assert_eq!(generation(&a), 1, "304: the feed is not rewritten");
+    assert_eq!(ips(&a), ["10.0.0.1"]);
+    assert_eq!(b.count(Counter::AttackListNotModified), 1);
+    assert_eq!(b.count(Counter::AttackListPollsOk), 1);
+    assert_eq!(b.count(Counter::AttackListPollsFailed), 0);
+    // A changed feed (200 with a new ETag) replaces it and its validators.
+    a.set_now(T0 + 20_000);
+    pa.tick(&a, Some(&s), T0 + 20_000);
+    let (t, _) = a.take_call().unwrap();
+    let changed = answer_with(r#"{"ip": ["10.0.0.2"]}"#, &[("etag", "W/\"v2\"")]);
+    assert!(pa.on_answer(&a, Some(&s), t, &changed));
+    assert_eq!((generation(&a), ips(&a)), (2, vec!["10.0.0.2".to_string()]));
+    let v = Validators::load(&a).unwrap();
+    assert_eq!(
+        (v.etag.as_deref(), v.last_modified),
+        (Some("W/\"v2\""), None)
+    );
+}
+
+#[test]
+fn no_validators_without_them_or_for_another_generation_or_a_paginated_feed() {
+    let h = MockHost::new(T0);
+    let mut p = Poller::new(1);
+    let s = settings();
+    // A server without validators: the next poll is unconditional.
+    load(&mut p, &h, r#"{"ip": ["10.0.0.1"]}"#);
+    assert_eq!(Validators::load(&h), None);
+    // Validators of another generation are not used.
+    let v = Validators {
+        etag: Some("\"old\"".into()),
+        last_modified: None,
+    };
+    assert!(v.save(&h, 7));
+    assert_eq!(Validators::load(&h), None);
+    assert!(v.save(&h, 1));
+    assert_eq!(Validators::load(&h), Some(v));
+    // A paginated feed clears them: its first page alone cannot say "unchanged".
+    h.advance(10_000);
+    p.tick(&h, Some(&s), h.now_ms());
+    let (t, req) = h.take_call().unwrap();
+    assert_eq!(header(&req, "if-none-match"), Some("\"old\""));
+    let page1 = answer_with(
+        r#"{"ip": ["10.0.0.3"], "next": "/p2"}"#,
+        &[("etag", "\"p1\"")],
+    );
+    assert!(p.on_answer(&h, Some(&s), t, &page1));
+    let (t, req) = h.take_call().unwrap();
+    assert_eq!(header(&req, "if-none-match"), None, "later pages are plain");
+    let page2 = answer_with(r#"{"ip": ["10.0.0.4"]}"#, &[("etag", "\"p2\"")]);
+    assert!(p.on_answer(&h, Some(&s), t, &page2));
+    assert_eq!(generation(&h), 2);
+    assert_eq!(Validators::load(&h), None);
+}
+
+#[test]
+fn a_304_to_an_unconditional_request_fails_and_bad_validators_are_ignored() {
+    let h = MockHost::new(T0);
+    let mut p = Poller::new(1);
+    load(&mut p, &h, r#"{"ip": ["10.0.0.1"]}"#);
+    h.advance(10_000);
+    p.tick(&h, Some(&settings()), h.now_ms());
+    reply(&mut p, &h, Some(304), "");
+    assert_eq!(h.count(Counter::AttackListPollsFailed), 1);
+    assert_eq!(h.count(Counter::AttackListNotModified), 0);
+    assert_eq!(ips(&h), ["10.0.0.1"]);
+    let long = "x".repeat(MAX_VALIDATOR_LEN + 1);
+    let v = Validators::of(&answer_with(
+        "{}",
+        &[("etag", &long), ("last-modified", " ")],
+    ));
+    assert!(v.is_empty());
+    // Truncated or garbage stored bytes read as none.
+    for bytes in [
+        &b"\x01\x00\x00\x00\x05\x00ab"[..],
+        b"\x01",
+        b"\x01\x00\x00\x00",
+    ] {
+        h.set(VALIDATORS_KEY, bytes, None);
+        assert_eq!(Validators::load(&h), None, "{bytes:?}");
+    }
+}
