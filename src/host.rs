@@ -299,3 +299,9 @@ pub fn resume_request() {
         log::error!("api-warden: {}", host_err("resume_http_request", s));
     }
 }
+
+/// Make `context_id` the context later host calls act on (a root context answering a paused
+/// HTTP context).
+pub fn set_effective_context(context_id: u32) -> Result<()> {
+    hostcalls::set_effective_context(context_id).map_err(|s| host_err("set_effective_context", s))
+}

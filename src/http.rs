@@ -31,6 +31,9 @@ pub(crate) struct Http {
     pub(crate) call_token: Option<u32>,
     /// The VM's queue of sideband response calls (sent by the root context).
     pub(crate) response_calls: Rc<RefCell<ResponseCalls>>,
+    /// Admin requests waiting for their body: (context id, deadline); the root context answers
+    /// those whose body never comes.
+    pub(crate) admin_waits: Rc<RefCell<Vec<(u32, u64)>>>,
 }
 
 impl Http {
@@ -161,6 +164,10 @@ impl HttpContext for Http {
         match step {
             Step::AwaitAdminBody => {
                 self.admin_pending = true;
+                self.admin_waits.borrow_mut().push((
+                    self.context_id,
+                    now.saturating_add(api_warden_core::admin::BODY_WAIT_MS),
+                ));
                 Action::Pause
             }
             Step::Call(call) => self.call(&call),
@@ -174,6 +181,8 @@ impl HttpContext for Http {
             self.exchange.bytes_in += body_size as u64;
             return Action::Continue;
         }
+        let id = self.context_id;
+        self.admin_waits.borrow_mut().retain(|(c, _)| *c != id);
         if body_size > api_warden_core::admin::MAX_BODY {
             self.admin_pending = false;
             return self.admin_reply(api_warden_core::admin::Reply {
@@ -226,6 +235,8 @@ impl HttpContext for Http {
     }
 
     fn on_log(&mut self) {
+        let id = self.context_id;
+        self.admin_waits.borrow_mut().retain(|(c, _)| *c != id);
         let needs_record = self.needs_record();
         let x = &mut self.exchange;
         let o = &x.outcome;

@@ -30,6 +30,10 @@ proxy_wasm::main! {{
     });
 }}
 
+/// The tick while an admin API is configured (a held admin request is answered at most this late
+/// after its deadline).
+const ADMIN_TICK_MS: u64 = 250;
+
 /// How often queued sideband response calls leave (their delay at most; ASE matches them to the
 /// request by correlation id).
 const RESPONSE_CALL_TICK_MS: u64 = 100;
@@ -44,6 +48,8 @@ struct Root {
     export: ExportDriver,
     /// Sideband response calls queued by the HTTP contexts.
     response_calls: Rc<RefCell<ResponseCalls>>,
+    /// Admin requests waiting for a body: answered 400 on the tick after their deadline.
+    admin_waits: Rc<RefCell<Vec<(u32, u64)>>>,
     next_gauges_ms: u64,
 }
 
@@ -58,6 +64,7 @@ impl Root {
             poller: Poller::new(RandomState::new().build_hasher().finish()),
             export: ExportDriver::default(),
             response_calls: Rc::new(RefCell::new(ResponseCalls::default())),
+            admin_waits: Rc::new(RefCell::new(Vec::new())),
             next_gauges_ms: 0,
         }
     }
@@ -71,6 +78,39 @@ impl Root {
             ex.borrow_mut().reconfigure(s);
         } else {
             self.exporter = Some(Rc::new(RefCell::new(Exporter::new(s))));
+        }
+    }
+}
+
+impl Root {
+    /// Answer 400 to the admin requests whose body did not come by their deadline (Envoy without
+    /// `allow_on_headers_stop_iteration`): a held request never hangs.
+    fn answer_admin_waits(&self, rt: &Runtime, now: u64) {
+        let Some(settings) = &rt.services.admin else {
+            return;
+        };
+        let due: Vec<u32> = {
+            let mut waits = self.admin_waits.borrow_mut();
+            let due = waits
+                .iter()
+                .filter(|(_, d)| *d <= now)
+                .map(|(c, _)| *c)
+                .collect();
+            waits.retain(|(_, d)| *d > now);
+            due
+        };
+        for id in due {
+            let r = api_warden_core::admin::body_never_came(settings);
+            let headers = [("content-type".to_string(), "application/json".to_string())];
+            let sent = host::set_effective_context(id)
+                .and_then(|()| host::send_local_reply(r.status, &headers, r.body.as_bytes()));
+            match sent {
+                Ok(()) => {
+                    self.stats.inc(Counter::AdminRequests, 1);
+                    log::warn!("#{id} api-warden: admin request body never arrived; answered 400 (set allow_on_headers_stop_iteration, or use the query-string form)");
+                }
+                Err(e) => log::debug!("#{id} api-warden: {e}"),
+            }
         }
     }
 }
@@ -171,6 +211,10 @@ impl RootContext for Root {
             let f = rt.services.analytics.flush_interval_ms.clamp(50, 1000);
             tick_ms = tick_ms.min(f);
         }
+        // A held admin request whose body never comes is answered within about a second.
+        if rt.services.admin.is_some() {
+            tick_ms = tick_ms.min(ADMIN_TICK_MS);
+        }
         // Sideband response calls leave from the root context, on its tick.
         if rt
             .services
@@ -198,6 +242,7 @@ impl RootContext for Root {
             .flush(&host, ex.as_deref_mut(), &rt.services.analytics, now);
         drop(ex);
         self.response_calls.borrow_mut().flush(&host);
+        self.answer_admin_waits(&rt, now);
         self.stats.flush();
         if now >= self.next_gauges_ms {
             self.next_gauges_ms = now.saturating_add(1000);
@@ -216,6 +261,7 @@ impl RootContext for Root {
             admin_pending: false,
             call_token: None,
             response_calls: self.response_calls.clone(),
+            admin_waits: self.admin_waits.clone(),
         }))
     }
 

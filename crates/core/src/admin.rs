@@ -97,6 +97,24 @@ pub struct AdminRequest<'a> {
     pub body: &'a [u8],
 }
 
+/// How long a held admin request waits for its body before it is answered 400: Envoy hands the body
+/// of a request whose headers a wasm filter holds back only with `allow_on_headers_stop_iteration:
+/// true`, which Istio's `WasmPlugin` cannot set, so without it the body never comes.
+pub const BODY_WAIT_MS: u64 = 750;
+
+/// The answer to an admin request whose body did not arrive within [`BODY_WAIT_MS`].
+pub fn body_never_came(settings: &AdminSettings) -> Reply {
+    error(
+        400,
+        format!(
+            "the request body did not reach api-warden: Envoy delivers it to a wasm filter only with \
+             allow_on_headers_stop_iteration: true on the filter (Istio's WasmPlugin cannot set it); \
+             pass the parameters in the query string instead, e.g. POST {}/deny_list?type=username&value=eve&ttl_s=600",
+            settings.path
+        ),
+    )
+}
+
 /// How to pass the parameters of a change, for error messages.
 const PARAMS_HELP: &str = "send a JSON body {\"type\": …, \"value\": …, \"ttl_s\": …}, or \
     the same as query parameters, e.g. POST <admin path>/deny_list?type=username&value=eve&ttl_s=600";
