@@ -136,3 +136,13 @@ fn sideband_ase_example_starts_and_fails_open_while_no_ase_listens() {
     );
     assert_eq!(envoy.stat("wasmcustom.api_warden.sideband.requests"), 1);
 }
+
+#[test]
+fn ecds_example_serves_the_configuration_from_its_resource_file() {
+    let (envoy, _) = start_ready("ecds.yaml");
+    let ok = crate::harness::eventually(10, || {
+        envoy.get("/shop/a", &[("x-user", "bob")]).status == 200
+    });
+    assert!(ok, "the ECDS configuration never applied");
+    assert_eq!(envoy.get("/shop/a", &[("x-user", "eve")]).status, 403);
+}

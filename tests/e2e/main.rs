@@ -11,6 +11,7 @@ mod admin;
 mod attack_list;
 mod bad_input;
 mod config;
+mod ecds;
 mod enforcement;
 mod evasion;
 mod examples;
