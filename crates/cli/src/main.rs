@@ -8,8 +8,10 @@ use std::process::ExitCode;
 
 mod args;
 mod config_cmd;
+mod discover_cmd;
 mod input;
 mod lint;
+mod records;
 mod render_cmd;
 
 const USAGE: &str = "\
@@ -17,6 +19,7 @@ usage: api-warden lint [--strict] [--format text|json] PATH...
        api-warden config DIR [--ase FILE] [--deny FILE] [--allow FILE]
        api-warden envoy DIR [--listen ADDR:PORT] [--admin ADDR:PORT] [--wasm PATH] [--sideband HOST:PORT]...
        api-warden istio DIR --namespace NS --selector KEY=VALUE [--image oci://...|--url https://...]
+       api-warden discover --root ROOT.json [--known DIR|CONFIG] [--out DIR] [--subpath-depth N] [--any-host] [RECORDS...|-]
        api-warden --help | --version | COMMAND --help";
 
 const HELP: &str = "\
@@ -27,6 +30,7 @@ usage:
   api-warden config DIR       print the plugin configuration for an ASE folder of API JSON files
   api-warden envoy DIR        print a complete Envoy bootstrap for the folder
   api-warden istio DIR        print Istio manifests (WasmPlugin, DestinationRules) for the folder
+  api-warden discover         discover APIs from the root API's records (--root ROOT.json)
   api-warden --help           show this help (COMMAND --help: the command's own)
   api-warden --version        show the version
 
@@ -43,6 +47,7 @@ fn main() -> ExitCode {
         Some((cmd, rest)) if cmd == "config" => config_cmd::run(rest),
         Some((cmd, rest)) if cmd == "envoy" => render_cmd::run_envoy(rest),
         Some((cmd, rest)) if cmd == "istio" => render_cmd::run_istio(rest),
+        Some((cmd, rest)) if cmd == "discover" => discover_cmd::run(rest),
         Some((flag, [])) if flag == "--version" || flag == "-V" => {
             println!("api-warden {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

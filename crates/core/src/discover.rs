@@ -150,6 +150,8 @@ pub struct Discovery {
     /// (hostname, url) pairs already defined (`*` hostnames match any host).
     pub known: HashSet<(String, String)>,
     pub groups: BTreeMap<(String, String), Group>,
+    /// API names already in use (the root's, the known APIs'): discovered names avoid them.
+    pub taken: BTreeSet<String>,
     /// Records read that were not root-API 2xx traffic.
     pub skipped: u64,
 }
@@ -191,7 +193,7 @@ impl Discovery {
 
     /// The discovered APIs, sorted by hostname and base path, named uniquely: (name, API JSON).
     pub fn apis(&self, jwt: &Value) -> Vec<(String, Value, &Group)> {
-        let mut taken = BTreeSet::new();
+        let mut taken = self.taken.clone();
         let mut out = Vec::new();
         for ((host, base), g) in &self.groups {
             let name = api_name(base, &taken);
