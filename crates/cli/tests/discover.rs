@@ -295,6 +295,7 @@ fn a_million_records_in_under_ten_seconds() {
     let r = discover(&d, &["--out", &p(&d, "out"), &path.display().to_string()]);
     let took = start.elapsed();
     eprintln!("discover: 1,000,000 records in {took:?}");
+    let _ = std::fs::remove_dir_all(&d);
     assert_eq!(r.code, 0, "{}", r.err);
     assert!(r.err.contains("1000000 records"), "{}", r.err);
     assert!(took.as_secs_f64() < 10.0, "took {took:?}");
