@@ -54,7 +54,7 @@ test-wasm: toolchain wasm-runner ## tier 2: the same unit tests compiled to wasm
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(CARGO_BIN)/wasm-bindgen-test-runner \
 	  cargo test -p api-warden-core --lib --target wasm32-unknown-unknown
 
-test-e2e: build build-fault envoy validate ## tier 3: real Envoy with the built .wasm, real HTTP, real access logs
+test-e2e: build build-fault cli envoy validate ## tier 3: real Envoy with the built .wasm, real HTTP, real access logs
 	cargo test --release -p api-warden --test e2e -- --test-threads 4
 
 OCI_LAYOUT ?= target/oci/api-warden

@@ -10,6 +10,8 @@
 mod admin;
 mod attack_list;
 mod bad_input;
+mod cli_envoy;
+mod cli_loop;
 mod config;
 mod ecds;
 mod enforcement;

@@ -38,6 +38,11 @@ pub fn fault_wasm_path() -> PathBuf {
     )
 }
 
+/// The `api-warden` command (`make cli`).
+pub fn cli_path() -> PathBuf {
+    built("target/release/api-warden", "make cli")
+}
+
 /// `rel` under the repository, which `make_target` builds.
 fn built(rel: &str, make_target: &str) -> PathBuf {
     let p = root().join(rel);

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub use envoy::{fault_wasm_path, free_port, root, scratch, wasm_path, Envoy, Launch, Opts};
+pub use envoy::{
+    cli_path, fault_wasm_path, free_port, root, scratch, wasm_path, Envoy, Launch, Opts,
+};
 pub use http::{get, raw_request, request, Received, Response, TestServer};
 pub use jwt::{jwt, Jwt};
 

@@ -268,10 +268,19 @@ fn cluster(b: &Backend) -> Value {
             json!([{
                 "timeout": format!("{}s", h.interval_s.min(5)),
                 "interval": format!("{}s", h.interval_s),
+                // ASE checks at its interval whatever the traffic (Envoy's default slows to 60 s
+                // while a cluster is idle).
+                "no_traffic_interval": format!("{}s", h.interval_s),
                 "unhealthy_threshold": h.retries,
                 "healthy_threshold": 1,
                 "http_health_check": http
             }]),
+        );
+        // As ASE does, a server that fails its health check gets no traffic, even when it is the
+        // last one (Envoy's default panic threshold would send traffic to it anyway).
+        c.insert(
+            "common_lb_config".into(),
+            json!({"healthy_panic_threshold": {"value": 0.0}}),
         );
     }
     if b.tls {
