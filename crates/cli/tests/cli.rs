@@ -2,42 +2,19 @@
 //! `lint` over good and bad plugin configurations and API JSON files, and standard input.
 #![allow(clippy::expect_used, clippy::indexing_slicing)]
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 /// The seeds' API JSON files, shared with the configuration unit tests.
 #[allow(dead_code)]
 #[path = "../../core/src/config/tests/seeds.rs"]
 mod seeds;
 
-/// What a run gave: exit status, stdout, stderr.
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
-}
+mod common;
+use common::Run;
 
+/// Run `api-warden args…` with `stdin` (the shared kit's runner).
 fn run(args: &[&str], stdin: Option<&str>) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_api-warden"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("api-warden starts");
-    let input = stdin.unwrap_or("").to_string();
-    let mut pipe = child.stdin.take().expect("stdin");
-    let feeder = std::thread::spawn(move || {
-        let _ = pipe.write_all(input.as_bytes());
-    });
-    let output = child.wait_with_output().expect("api-warden runs");
-    feeder.join().expect("stdin written");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        out: String::from_utf8_lossy(&output.stdout).into_owned(),
-        err: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    common::run(args, stdin.map(str::as_bytes))
 }
 
 /// A fresh directory for one test, with `files` written into it.

@@ -23,7 +23,6 @@
 use serde_json::{Map, Value};
 
 pub use crate::error::{ConfigError, Layout};
-use crate::identity::IdType;
 use crate::router::Router;
 use crate::services::Services;
 
@@ -147,34 +146,10 @@ pub struct Api {
     pub protect: crate::protect::Protections,
 }
 
-/// Deny-list or allow-list values given in configuration, one vector per identifier type.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IdLists {
-    /// IP addresses, canonical text (`IpAddr::to_canonical().to_string()`: IPv4-mapped IPv6
-    /// addresses in their IPv4 form).
-    pub ip: Vec<String>,
-    /// OAuth2 tokens.
-    pub token: Vec<String>,
-    /// API keys.
-    pub api_key: Vec<String>,
-    /// Cookies.
-    pub cookie: Vec<String>,
-    /// Usernames.
-    pub username: Vec<String>,
-}
-
-impl IdLists {
-    /// The values configured for one identifier type.
-    pub fn get(&self, t: IdType) -> &[String] {
-        match t {
-            IdType::Ip => &self.ip,
-            IdType::Token => &self.token,
-            IdType::ApiKey => &self.api_key,
-            IdType::Cookie => &self.cookie,
-            IdType::Username => &self.username,
-        }
-    }
-}
+/// Deny-list or allow-list values given in configuration, one vector per identifier type (IPs
+/// in canonical text: `IpAddr::to_canonical().to_string()`, IPv4-mapped IPv6 addresses in their
+/// IPv4 form).
+pub type IdLists = crate::ids::PerType<Vec<String>>;
 
 /// Log lines the configuration produced (ignored fields, unknown keys) for the adapter to emit.
 #[derive(Debug, Clone, PartialEq, Eq)]

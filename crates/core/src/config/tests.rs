@@ -141,7 +141,9 @@ fn lists_are_compiled() {
     assert_eq!(c.allow_list.ip, vec!["192.168.0.1"]);
     assert!(c.allow_list.token.is_empty());
     assert_eq!(
-        c.deny_list.get(crate::identity::IdType::Username),
+        c.deny_list
+            .get(crate::identity::IdType::Username)
+            .as_slice(),
         ["Bob".to_string()]
     );
 }
