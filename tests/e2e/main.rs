@@ -23,6 +23,7 @@ mod fleet;
 mod harness;
 mod identity;
 mod otlp;
+mod pingauthorize;
 mod protections;
 mod records;
 mod sideband;

@@ -8,6 +8,7 @@
 mod envoy;
 mod http;
 mod jwt;
+pub mod paz;
 pub mod yaml;
 
 use std::collections::HashMap;
