@@ -305,3 +305,57 @@ pub fn resume_request() {
 pub fn set_effective_context(context_id: u32) -> Result<()> {
     hostcalls::set_effective_context(context_id).map_err(|s| host_err("set_effective_context", s))
 }
+
+// --- Rewriting held requests and responses (sideband services that change them) ---
+
+/// Carry out a request edit of the core on the held request: pseudo-headers, headers (each
+/// edited name removed, then its new values added), then the body (the whole buffered body
+/// replaced: `body_len` is its size). Failures are logged; the rest still applies.
+pub fn edit_request(edit: &api_warden_core::pipeline::RequestEdit, body_len: usize) {
+    let map = MapType::HttpRequestHeaders;
+    let set = |name: &str, value: Option<&str>| {
+        if let Err(s) = hostcalls::set_map_value(map, name, value) {
+            log::warn!("{}", host_err(&format!("setting request header {name}"), s));
+        }
+    };
+    if let Some(m) = &edit.method {
+        set(":method", Some(m));
+    }
+    if let Some(p) = &edit.path {
+        set(":path", Some(p));
+    }
+    for h in &edit.headers {
+        set(&h.name, None);
+        for v in &h.values {
+            if let Err(s) = hostcalls::add_map_value(map, &h.name, v) {
+                log::warn!(
+                    "{}",
+                    host_err(&format!("adding request header {}", h.name), s)
+                );
+            }
+        }
+    }
+    if let Some(b) = &edit.body {
+        if let Err(s) = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body_len, b) {
+            log::warn!("{}", host_err("replacing the request body", s));
+        }
+    }
+}
+
+/// The response body received so far.
+pub fn response_body(size: usize) -> Vec<u8> {
+    match hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size) {
+        Ok(b) => b.unwrap_or_default(),
+        Err(s) => {
+            log::warn!("{}", host_err("reading the response body", s));
+            Vec::new()
+        }
+    }
+}
+
+/// Resume the response this HTTP context held.
+pub fn resume_response() {
+    if let Err(s) = hostcalls::resume_http_response() {
+        log::error!("api-warden: {}", host_err("resume_http_response", s));
+    }
+}

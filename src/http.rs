@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use api_warden_core::call::{CallAnswer, CallRequest};
 use api_warden_core::export::Exporter;
-use api_warden_core::pipeline::{self, Runtime, Step};
+use api_warden_core::pipeline::{self, ResponseStep, Runtime, Step};
 use api_warden_core::record::{self, ClientCert, Exchange};
 use api_warden_core::request::{Request, RequestView};
 use api_warden_core::services::FilterState;
@@ -34,6 +34,35 @@ pub(crate) struct Http {
     /// Admin requests waiting for their body: (context id, deadline); the root context answers
     /// those whose body never comes.
     pub(crate) admin_waits: Rc<RefCell<Vec<(u32, u64)>>>,
+    /// The body the sideband service waits for ([`Step::AwaitBody`], [`ResponseStep::AwaitBody`]).
+    pub(crate) hold: Hold,
+    /// Requests and responses held for a body whose first piece has not come; the root context
+    /// releases them after their deadline ([`pipeline::body_never_came`]).
+    pub(crate) body_waits: Rc<RefCell<Vec<BodyWait>>>,
+}
+
+/// A request or response held for its body, in [`Http::body_waits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BodyWait {
+    pub(crate) context_id: u32,
+    pub(crate) deadline_ms: u64,
+    /// The response (else the request) is held.
+    pub(crate) response: bool,
+}
+
+/// What a held HTTP context collects and waits on.
+#[derive(Debug, Default)]
+pub(crate) struct Hold {
+    /// Collecting the request body up to this many bytes.
+    request_body: Option<usize>,
+    /// Collecting the response body up to this many bytes.
+    response_body: Option<usize>,
+    /// The first piece of the held body came (the wait is over).
+    body_came: bool,
+    /// The call in flight belongs to the response.
+    response_call: bool,
+    /// The request body's size when it was last seen (to replace it).
+    request_body_len: usize,
 }
 
 impl Http {
@@ -59,6 +88,10 @@ impl Http {
     fn take(&self, step: Step) -> Action {
         match step {
             Step::Continue => Action::Continue,
+            Step::Forward(edit) => {
+                host::edit_request(&edit, self.hold.request_body_len);
+                Action::Continue
+            }
             Step::Reply {
                 status,
                 headers,
@@ -72,14 +105,76 @@ impl Http {
                 }
                 self.reply(status, &headers, &body)
             }
-            Step::AwaitAdminBody => Action::Pause,
-            Step::Call(_) => Action::Pause,
+            Step::AwaitAdminBody | Step::AwaitBody { .. } | Step::Call(_) => Action::Pause,
         }
     }
 
-    /// Dispatch the call of a [`Step::Call`]; a call that cannot leave is answered at once as a
-    /// failure (no status), so the request never waits on nothing.
-    fn call(&mut self, call: &CallRequest) -> Action {
+    /// Take a step that may hold the request for its body or a call.
+    fn take_held(&mut self, step: Step) -> Action {
+        match step {
+            Step::AwaitBody { max_bytes, wait_ms } => {
+                self.hold.request_body = Some(max_bytes);
+                self.wait_for_body(wait_ms, false);
+                Action::Pause
+            }
+            Step::Call(call) => self.call(&call, false),
+            step => self.take(step),
+        }
+    }
+
+    fn wait_for_body(&mut self, wait_ms: u64, response: bool) {
+        self.hold.body_came = false;
+        self.body_waits.borrow_mut().push(BodyWait {
+            context_id: self.context_id,
+            deadline_ms: host::now_ms().saturating_add(wait_ms),
+            response,
+        });
+    }
+
+    /// The first piece of a held body came: stop the wait. False when the root context already
+    /// released the request or response (the wait was over before the body came).
+    fn body_came(&mut self) -> bool {
+        if self.hold.body_came {
+            return true;
+        }
+        let id = self.context_id;
+        let mut waits = self.body_waits.borrow_mut();
+        let before = waits.len();
+        waits.retain(|w| w.context_id != id);
+        let mine = waits.len() != before;
+        drop(waits);
+        self.hold.body_came = mine;
+        mine
+    }
+
+    /// Carry out a response step.
+    fn take_response(&mut self, step: ResponseStep) -> Action {
+        match step {
+            ResponseStep::Continue => Action::Continue,
+            ResponseStep::AwaitBody { max_bytes, wait_ms } => {
+                self.hold.response_body = Some(max_bytes);
+                self.wait_for_body(wait_ms, true);
+                Action::Pause
+            }
+            ResponseStep::Call(call) => self.call(&call, true),
+            ResponseStep::Replace {
+                status,
+                headers,
+                body,
+            } => {
+                self.exchange.response_status = u16::try_from(status).ok();
+                if let Err(e) = host::send_local_reply(status, &headers, &body) {
+                    log::error!("#{} api-warden: {e}", self.context_id);
+                    return Action::Continue;
+                }
+                Action::Pause
+            }
+        }
+    }
+
+    /// Dispatch the call of a [`Step::Call`] (or a response's); a call that cannot leave is
+    /// answered at once as a failure (no status), so nothing waits on nothing.
+    fn call(&mut self, call: &CallRequest, response: bool) -> Action {
         match host::dispatch(
             &call.cluster,
             &call.headers,
@@ -88,17 +183,20 @@ impl Http {
         ) {
             Ok(token) => {
                 self.call_token = Some(token);
+                self.hold.response_call = response;
                 Action::Pause
             }
             Err(e) => {
                 log::warn!("#{} api-warden: call not sent: {e}", self.context_id);
-                let step = pipeline::resume(
-                    &self.runtime,
-                    &CallAnswer::default(),
-                    &mut self.exchange.outcome,
-                    host::now_ms(),
-                );
-                self.take(step)
+                let (now, answer) = (host::now_ms(), CallAnswer::default());
+                let o = &mut self.exchange.outcome;
+                if response {
+                    let step = pipeline::resume_response(&self.runtime, &answer, o, now);
+                    self.take_response(step)
+                } else {
+                    let step = pipeline::resume(&self.runtime, &answer, o, now);
+                    self.take(step)
+                }
             }
         }
     }
@@ -120,12 +218,15 @@ impl Context for Http {
         }
         self.call_token = None;
         let answer = host::call_answer(body_size, api_warden_core::services::MAX_CALL_BODY);
-        let step = pipeline::resume(
-            &self.runtime,
-            &answer,
-            &mut self.exchange.outcome,
-            host::now_ms(),
-        );
+        let (now, o) = (host::now_ms(), &mut self.exchange.outcome);
+        if self.hold.response_call {
+            let step = pipeline::resume_response(&self.runtime, &answer, o, now);
+            if self.take_response(step) == Action::Continue {
+                host::resume_response();
+            }
+            return;
+        }
+        let step = pipeline::resume(&self.runtime, &answer, o, now);
         if self.take(step) == Action::Continue {
             host::resume_request();
         }
@@ -170,12 +271,41 @@ impl HttpContext for Http {
                 ));
                 Action::Pause
             }
-            Step::Call(call) => self.call(&call),
-            step => self.take(step),
+            step => self.take_held(step),
         }
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let Some(max) = self.hold.request_body {
+            if !self.body_came() {
+                // Released by the root context before any body came.
+                self.hold.request_body = None;
+                return Action::Continue;
+            }
+            self.hold.request_body_len = body_size;
+            let body = if body_size > max {
+                None
+            } else if end_of_stream {
+                Some(host::request_body(body_size))
+            } else {
+                return Action::Pause;
+            };
+            self.hold.request_body = None;
+            self.exchange.bytes_in = body_size as u64;
+            let step = pipeline::request_body(
+                &self.runtime,
+                &self.exchange.request,
+                &mut self.exchange.outcome,
+                body.as_deref(),
+                host::now_ms(),
+            );
+            return self.take_held(step);
+        }
+        if self.call_token.is_some() && !self.hold.response_call {
+            // The request waits on a call: keep its body until the answer.
+            self.hold.request_body_len = body_size;
+            return Action::Pause;
+        }
         if !self.admin_pending {
             // `body_size` is the data received in this callback.
             self.exchange.bytes_in += body_size as u64;
@@ -205,12 +335,38 @@ impl HttpContext for Http {
         self.admin_reply(r)
     }
 
-    fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let Some(max) = self.hold.response_body {
+            if !self.body_came() {
+                self.hold.response_body = None;
+                self.exchange.bytes_out += body_size as u64;
+                return Action::Continue;
+            }
+            let body = if body_size > max {
+                None
+            } else if end_of_stream {
+                Some(host::response_body(body_size))
+            } else {
+                return Action::Pause;
+            };
+            self.hold.response_body = None;
+            self.exchange.bytes_out = body_size as u64;
+            let step = pipeline::response_body(
+                &self.runtime,
+                &mut self.exchange.outcome,
+                body.as_deref(),
+                host::now_ms(),
+            );
+            return self.take_response(step);
+        }
+        if self.call_token.is_some() && self.hold.response_call {
+            return Action::Pause;
+        }
         self.exchange.bytes_out += body_size as u64;
         Action::Continue
     }
 
-    fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
+    fn on_http_response_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
         let sideband = self.runtime.external.is_some();
         if !self.needs_record() && !sideband {
             return Action::Continue;
@@ -230,13 +386,28 @@ impl HttpContext for Http {
                 self.response_calls.borrow_mut().push(call, &host);
             }
         }
+        let status = self.exchange.response_status.unwrap_or(0);
+        let step = if sideband {
+            let o = &mut self.exchange.outcome;
+            let now = host::now_ms();
+            pipeline::on_response_headers(&self.runtime, o, status, &headers, end_of_stream, now)
+        } else {
+            ResponseStep::Continue
+        };
         self.exchange.response_headers = headers;
-        Action::Continue
+        self.take_response(step)
     }
 
     fn on_log(&mut self) {
         let id = self.context_id;
         self.admin_waits.borrow_mut().retain(|(c, _)| *c != id);
+        if self.hold.request_body.is_some() || self.hold.response_body.is_some() {
+            let response = self.hold.response_body.is_some();
+            self.body_waits.borrow_mut().retain(|w| w.context_id != id);
+            if let Some(r) = self.exchange.outcome.sideband.as_mut() {
+                r.body_never_came(response);
+            }
+        }
         let needs_record = self.needs_record();
         let x = &mut self.exchange;
         let o = &x.outcome;

@@ -12,15 +12,16 @@ use std::time::Duration;
 use api_warden_core::config::Notice;
 use api_warden_core::export::{Answered, ExportDriver, Exporter};
 use api_warden_core::pipeline::Runtime;
+use api_warden_core::pipeline::Step;
 use api_warden_core::poll::Poller;
 use api_warden_core::record::Exchange;
-use api_warden_core::sideband::ResponseCalls;
+use api_warden_core::sideband::{ResponseCalls, Service};
 use api_warden_core::stats::Counter;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
 use crate::host::{self, WasmHost};
-use crate::http::Http;
+use crate::http::{BodyWait, Http};
 use crate::metrics::Stats;
 
 proxy_wasm::main! {{
@@ -50,6 +51,8 @@ struct Root {
     response_calls: Rc<RefCell<ResponseCalls>>,
     /// Admin requests waiting for a body: answered 400 on the tick after their deadline.
     admin_waits: Rc<RefCell<Vec<(u32, u64)>>>,
+    /// Requests and responses held for a body: released on the tick after their deadline.
+    body_waits: Rc<RefCell<Vec<BodyWait>>>,
     next_gauges_ms: u64,
 }
 
@@ -65,6 +68,7 @@ impl Root {
             export: ExportDriver::default(),
             response_calls: Rc::new(RefCell::new(ResponseCalls::default())),
             admin_waits: Rc::new(RefCell::new(Vec::new())),
+            body_waits: Rc::new(RefCell::new(Vec::new())),
             next_gauges_ms: 0,
         }
     }
@@ -110,6 +114,52 @@ impl Root {
                     log::warn!("#{id} api-warden: admin request body never arrived; answered 400 (set allow_on_headers_stop_iteration, or use the query-string form)");
                 }
                 Err(e) => log::debug!("#{id} api-warden: {e}"),
+            }
+        }
+    }
+}
+
+impl Root {
+    /// Release the requests and responses whose body did not start by their deadline (Envoy
+    /// without `allow_on_headers_stop_iteration` delivers none while the headers are held), as
+    /// the sideband service says ([`pipeline::body_never_came`]): never a hang.
+    fn release_body_waits(&self, rt: &Runtime, now: u64) {
+        let due: Vec<BodyWait> = {
+            let mut waits = self.body_waits.borrow_mut();
+            let due = waits
+                .iter()
+                .filter(|w| w.deadline_ms <= now)
+                .copied()
+                .collect();
+            waits.retain(|w| w.deadline_ms > now);
+            due
+        };
+        for w in due {
+            let id = w.context_id;
+            if let Err(e) = host::set_effective_context(id) {
+                log::debug!("#{id} api-warden: {e}");
+                continue;
+            }
+            let what = if w.response { "response" } else { "request" };
+            match api_warden_core::pipeline::body_never_came(rt) {
+                Step::Reply {
+                    status,
+                    headers,
+                    body,
+                } => {
+                    if let Err(e) = host::send_local_reply(status, &headers, body.as_bytes()) {
+                        log::debug!("#{id} api-warden: {e}");
+                    }
+                    log::warn!("#{id} api-warden: the {what} body never reached the filter; answered {status} (set allow_on_headers_stop_iteration: true on the filter)");
+                }
+                _ => {
+                    if w.response {
+                        host::resume_response();
+                    } else {
+                        host::resume_request();
+                    }
+                    log::warn!("#{id} api-warden: the {what} body never reached the filter; passed without the sideband call (set allow_on_headers_stop_iteration: true on the filter)");
+                }
             }
         }
     }
@@ -215,14 +265,12 @@ impl RootContext for Root {
         if rt.services.admin.is_some() {
             tick_ms = tick_ms.min(ADMIN_TICK_MS);
         }
-        // Sideband response calls leave from the root context, on its tick.
-        if rt
-            .services
-            .sideband
-            .as_ref()
-            .is_some_and(|s| s.response_call)
-        {
-            tick_ms = tick_ms.min(RESPONSE_CALL_TICK_MS);
+        // Sideband response calls leave from the root context, on its tick; a request held
+        // for a body that never comes is released within about a quarter second.
+        match rt.services.sideband.as_ref() {
+            Some(s) if s.service == Service::PingAuthorize => tick_ms = tick_ms.min(ADMIN_TICK_MS),
+            Some(s) if s.response_call => tick_ms = tick_ms.min(RESPONSE_CALL_TICK_MS),
+            _ => {}
         }
         host::set_tick_period(Duration::from_millis(tick_ms));
         self.runtime = Some(Rc::new(rt));
@@ -243,6 +291,7 @@ impl RootContext for Root {
         drop(ex);
         self.response_calls.borrow_mut().flush(&host);
         self.answer_admin_waits(&rt, now);
+        self.release_body_waits(&rt, now);
         self.stats.flush();
         if now >= self.next_gauges_ms {
             self.next_gauges_ms = now.saturating_add(1000);
@@ -262,6 +311,8 @@ impl RootContext for Root {
             call_token: None,
             response_calls: self.response_calls.clone(),
             admin_waits: self.admin_waits.clone(),
+            hold: Default::default(),
+            body_waits: self.body_waits.clone(),
         }))
     }
 

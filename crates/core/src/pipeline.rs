@@ -50,12 +50,33 @@ impl Runtime {
 
 /// A decision service the pipeline asks once its own checks let a request through (the sideband
 /// modes implement it). The pipeline pauses with [`Step::Call`]; the adapter dispatches the call
-/// and hands the answer to [`resume`], which asks [`External::answer`] what comes next.
+/// and hands the answer to [`resume`], which asks [`External::answer`] what comes next. A service
+/// that reads bodies pauses first with [`Step::AwaitBody`] ([`request_body`]); one that rewrites
+/// responses holds them through [`ResponseStep`] ([`on_response_headers`], [`response_body`],
+/// [`resume_response`]).
 pub trait External: std::fmt::Debug {
     /// What to do with a request the local checks let through at `now_ms`: usually
-    /// `Some(Step::Call(…))`; `None` to go on without a call (or a reply, when the service is
-    /// known to be down and fails closed).
-    fn request(&self, req: &Request, outcome: &mut Outcome, now_ms: u64) -> Option<Step>;
+    /// `Some(Step::Call(…))` (or [`Step::AwaitBody`] when a body follows, `end_of_stream`
+    /// false); `None` to go on without a call (or a reply, when the service is known to be down
+    /// and fails closed).
+    fn request(
+        &self,
+        req: &Request,
+        outcome: &mut Outcome,
+        end_of_stream: bool,
+        now_ms: u64,
+    ) -> Option<Step>;
+    /// The body a [`Step::AwaitBody`] waited for: complete, or `None` when it grew past the
+    /// limit (the request is then held until the call's answer, its body unread).
+    fn request_body(
+        &self,
+        _req: &Request,
+        _outcome: &mut Outcome,
+        _body: Option<&[u8]>,
+        _now_ms: u64,
+    ) -> Step {
+        Step::Continue
+    }
     /// What the answer (a timeout or a failure is an answer with no status) means.
     fn answer(&self, answer: &CallAnswer, outcome: &mut Outcome, now_ms: u64) -> Step;
     /// The fire-and-forget report of the upstream's response (`status`, `headers`), if any.
@@ -68,6 +89,41 @@ pub trait External: std::fmt::Debug {
     ) -> Option<CallRequest> {
         None
     }
+    /// What to do with the upstream's response headers (`status`, `headers` without
+    /// `:status`) before they go to the client.
+    fn response(
+        &self,
+        _outcome: &mut Outcome,
+        _status: u16,
+        _headers: &[(String, String)],
+        _end_of_stream: bool,
+        _now_ms: u64,
+    ) -> ResponseStep {
+        ResponseStep::Continue
+    }
+    /// The response body a [`ResponseStep::AwaitBody`] waited for (`None`: past the limit).
+    fn response_body(
+        &self,
+        _outcome: &mut Outcome,
+        _body: Option<&[u8]>,
+        _now_ms: u64,
+    ) -> ResponseStep {
+        ResponseStep::Continue
+    }
+    /// What the answer of a response-phase [`ResponseStep::Call`] means.
+    fn response_answer(
+        &self,
+        _answer: &CallAnswer,
+        _outcome: &mut Outcome,
+        _now_ms: u64,
+    ) -> ResponseStep {
+        ResponseStep::Continue
+    }
+    /// What a request (or response) held for a body that never came must get: go on (fail open)
+    /// or a reply.
+    fn body_never_came(&self) -> Step {
+        Step::Continue
+    }
 }
 
 /// What the adapter must do next with a request.
@@ -75,6 +131,8 @@ pub trait External: std::fmt::Debug {
 pub enum Step {
     /// Forward the request.
     Continue,
+    /// Forward the request with these changes.
+    Forward(Box<RequestEdit>),
     /// Answer locally (blocked client, or an admin reply).
     Reply {
         status: u32,
@@ -86,8 +144,50 @@ pub enum Step {
     /// only with `allow_on_headers_stop_iteration: true` on the filter (the README says so);
     /// without it, pass the parameters in the query string.
     AwaitAdminBody,
+    /// Hold the request and collect its body, up to `max_bytes`, then call [`request_body`]
+    /// (with `None` as soon as it is bigger). When no body arrives within `wait_ms` (Envoy
+    /// without `allow_on_headers_stop_iteration`), take [`body_never_came`].
+    AwaitBody { max_bytes: usize, wait_ms: u64 },
     /// Hold the request, dispatch this call, and hand its answer to [`resume`].
     Call(CallRequest),
+}
+
+/// Changes to the request before it is forwarded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestEdit {
+    /// The new `:method`.
+    pub method: Option<String>,
+    /// The new `:path` (path and query).
+    pub path: Option<String>,
+    /// Headers to set, in order: every value of `name` is replaced by `values` (none: removed).
+    pub headers: Vec<HeaderEdit>,
+    /// The new body (the edit's headers fix `content-length`).
+    pub body: Option<Vec<u8>>,
+}
+
+/// One header's new values (lowercase name; no values: the header is removed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderEdit {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+/// What the adapter must do next with a response from upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResponseStep {
+    /// Send it on unchanged.
+    Continue,
+    /// Hold it and collect its body up to `max_bytes`, then call [`response_body`] (with `None`
+    /// as soon as it is bigger); [`body_never_came`] after `wait_ms` without any body.
+    AwaitBody { max_bytes: usize, wait_ms: u64 },
+    /// Keep holding it, dispatch this call, and hand its answer to [`resume_response`].
+    Call(CallRequest),
+    /// Send this response instead of the upstream's.
+    Replace {
+        status: u32,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
 }
 
 /// What the pipeline learned about a request (kept by the HTTP context for the record).
@@ -101,6 +201,9 @@ pub struct Outcome {
     pub decoy_response_def: Option<String>,
     /// What the sideband call did, when one was made (or skipped).
     pub sideband: Option<crate::sideband::Report>,
+    /// PingAuthorize's exchange: what was sent, to diff its answers against and for the response
+    /// call.
+    pub paz: Option<Box<crate::sideband::paz::Exchange>>,
 }
 
 impl Outcome {
@@ -182,6 +285,7 @@ pub fn on_request_headers(
         admin: false,
         decoy_response_def,
         sideband: None,
+        paz: None,
     };
     if let Some(step) = step {
         return (out, step);
@@ -190,7 +294,7 @@ pub fn on_request_headers(
     match rt
         .external
         .as_ref()
-        .and_then(|e| e.request(req, &mut out, now_ms))
+        .and_then(|e| e.request(req, &mut out, end_of_stream, now_ms))
     {
         Some(step) => (out, step),
         None => (out, Step::Continue),
@@ -319,6 +423,68 @@ pub fn response_call(
     rt.external
         .as_ref()
         .and_then(|e| e.response_call(req, outcome, status, headers))
+}
+
+/// Continue a request held by [`Step::AwaitBody`] with its body (`None`: bigger than the limit).
+pub fn request_body(
+    rt: &Runtime,
+    req: &Request,
+    outcome: &mut Outcome,
+    body: Option<&[u8]>,
+    now_ms: u64,
+) -> Step {
+    match &rt.external {
+        Some(e) => e.request_body(req, outcome, body, now_ms),
+        None => Step::Continue,
+    }
+}
+
+/// What a request or response held for a body that never came gets (see [`Step::AwaitBody`]).
+pub fn body_never_came(rt: &Runtime) -> Step {
+    rt.external
+        .as_ref()
+        .map_or(Step::Continue, |e| e.body_never_came())
+}
+
+/// Handle the upstream's response headers (`status`, `headers` without `:status`).
+pub fn on_response_headers(
+    rt: &Runtime,
+    outcome: &mut Outcome,
+    status: u16,
+    headers: &[(String, String)],
+    end_of_stream: bool,
+    now_ms: u64,
+) -> ResponseStep {
+    match &rt.external {
+        Some(e) => e.response(outcome, status, headers, end_of_stream, now_ms),
+        None => ResponseStep::Continue,
+    }
+}
+
+/// Continue a response held by [`ResponseStep::AwaitBody`] with its body.
+pub fn response_body(
+    rt: &Runtime,
+    outcome: &mut Outcome,
+    body: Option<&[u8]>,
+    now_ms: u64,
+) -> ResponseStep {
+    match &rt.external {
+        Some(e) => e.response_body(outcome, body, now_ms),
+        None => ResponseStep::Continue,
+    }
+}
+
+/// Continue a response held by [`ResponseStep::Call`] with the call's answer.
+pub fn resume_response(
+    rt: &Runtime,
+    answer: &CallAnswer,
+    outcome: &mut Outcome,
+    now_ms: u64,
+) -> ResponseStep {
+    match &rt.external {
+        Some(e) => e.response_answer(answer, outcome, now_ms),
+        None => ResponseStep::Continue,
+    }
 }
 
 /// The configured block response as a step.

@@ -1,10 +1,11 @@
 //! Sideband mode: Envoy as the gateway of an external decision service that api-warden calls per
 //! request through the pipeline's call-and-resume steps. This module owns the `sideband`
 //! configuration section, the per-VM circuit breaker that stops calling a service that is down,
-//! and the report each request's record carries; [`ase`] holds PingIntelligence ASE's contract.
-//! No host calls.
+//! and the report each request's record carries; [`ase`] holds PingIntelligence ASE's contract,
+//! [`paz`] PingAuthorize's. No host calls.
 
 pub mod ase;
+pub mod paz;
 
 use std::cell::RefCell;
 
@@ -20,6 +21,8 @@ use crate::services::Section;
 pub enum Service {
     /// PingIntelligence ASE's sideband API (`/ase/request`, `/ase/response`).
     Ase,
+    /// PingAuthorize's Sideband API (`/sideband/request`, `/sideband/response`).
+    PingAuthorize,
 }
 
 impl Service {
@@ -27,6 +30,7 @@ impl Service {
     pub fn as_str(self) -> &'static str {
         match self {
             Service::Ase => "ase",
+            Service::PingAuthorize => "pingauthorize",
         }
     }
 }
@@ -46,18 +50,25 @@ pub struct SidebandSettings {
     pub authority: String,
     /// Prefix of the service's paths (`""` or `/x`, no trailing slash).
     pub path_prefix: String,
-    /// `ASE-Token` sent on both calls, when set.
+    /// ASE: `ASE-Token` sent on both calls, when set. PingAuthorize: the shared secret (required).
     pub token: Option<String>,
     pub timeout_ms: u64,
-    /// On an error answer, a timeout or no answer: forward (true) or answer 503 (false).
+    /// On an error answer, a timeout or no answer: forward (true) or answer 503 (ASE) / 502
+    /// (PingAuthorize) (false).
     pub fail_open: bool,
-    /// Report each upstream response (`/ase/response`), fire and forget.
+    /// ASE: report each upstream response (`/ase/response`), fire and forget. PingAuthorize:
+    /// send each upstream response to `/sideband/response` and send the client its answer.
     pub response_call: bool,
-    /// Call only for requests that matched a configured API.
+    /// Call only for requests that matched a configured API (ASE).
     pub only_configured_apis: bool,
+    /// PingAuthorize: the header carrying the secret (lowercase; default `client-token`).
+    pub secret_header: String,
+    /// PingAuthorize: the largest request or response body sent to the service.
+    pub max_body_bytes: usize,
 }
 
-/// Keys of the `sideband` section (an unknown one is an error, as in api-warden's own sections).
+/// Keys of the `sideband` section for ASE (an unknown one is an error, as in api-warden's own
+/// sections); [`paz::KEYS`] for PingAuthorize.
 pub const KEYS: &[&str] = &[
     "service",
     "cluster",
@@ -72,17 +83,27 @@ pub const KEYS: &[&str] = &[
 
 /// Parse the `sideband` section (`None` when absent: sideband mode off).
 pub fn parse(extra: &Map<String, Value>) -> Result<Option<SidebandSettings>> {
-    let Some(s) = Section::open(extra, "sideband", KEYS)? else {
-        return Ok(None);
+    let service = match extra.get("sideband").and_then(|v| v.get("service")) {
+        None => Service::Ase,
+        Some(v) => match v.as_str() {
+            Some("ase") => Service::Ase,
+            Some("pingauthorize") => Service::PingAuthorize,
+            _ => {
+                return Err(ConfigError::field(
+                    "sideband.service",
+                    format!(
+                        "{v} is not a supported service (supported: \"ase\", \"pingauthorize\")"
+                    ),
+                ))
+            }
+        },
     };
-    let service = match s.string("service")?.as_deref().unwrap_or("ase") {
-        "ase" => Service::Ase,
-        other => {
-            return Err(ConfigError::field(
-                "sideband.service",
-                format!("{other:?} is not a supported service (supported: \"ase\")"),
-            ))
-        }
+    let keys = match service {
+        Service::Ase => KEYS,
+        Service::PingAuthorize => paz::KEYS,
+    };
+    let Some(s) = Section::open(extra, "sideband", keys)? else {
+        return Ok(None);
     };
     let cluster = s.required("cluster")?;
     if cluster.is_empty() {
@@ -95,16 +116,18 @@ pub fn parse(extra: &Map<String, Value>) -> Result<Option<SidebandSettings>> {
             format!("{path_prefix:?} must be empty or start with / and not end with /"),
         ));
     }
-    let token = s.string("token")?.filter(|t| !t.is_empty());
-    if let Some(t) = &token {
-        if t.len() > MAX_TOKEN_LEN || !t.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ConfigError::field(
-                "sideband.token",
-                format!("must be at most {MAX_TOKEN_LEN} visible ASCII characters (ASE's tokens are 32 lowercase letters and digits)"),
-            ));
+    let (token, secret_header, max_body_bytes) = match service {
+        Service::Ase => (ase_token(&s)?, String::new(), 0),
+        Service::PingAuthorize => {
+            let (secret, header, max) = paz::parse_settings(&s)?;
+            (Some(secret), header, max)
         }
-    }
-    let timeout_ms = s.uint("timeout_ms")?.unwrap_or(1000);
+    };
+    let default_timeout = match service {
+        Service::Ase => 1000,
+        Service::PingAuthorize => paz::DEFAULT_TIMEOUT_MS,
+    };
+    let timeout_ms = s.uint("timeout_ms")?.unwrap_or(default_timeout);
     if !TIMEOUT_MS.contains(&timeout_ms) {
         return Err(ConfigError::field(
             "sideband.timeout_ms",
@@ -122,10 +145,27 @@ pub fn parse(extra: &Map<String, Value>) -> Result<Option<SidebandSettings>> {
         path_prefix,
         token,
         timeout_ms,
-        fail_open: s.flag("fail_open")?.unwrap_or(true),
+        // An authorization decision fails closed; ASE's analytics fail open.
+        fail_open: s.flag("fail_open")?.unwrap_or(service == Service::Ase),
         response_call: s.flag("response_call")?.unwrap_or(true),
         only_configured_apis: s.flag("only_configured_apis")?.unwrap_or(false),
+        secret_header,
+        max_body_bytes,
     }))
+}
+
+/// ASE's optional `token`.
+fn ase_token(s: &Section<'_>) -> Result<Option<String>> {
+    let token = s.string("token")?.filter(|t| !t.is_empty());
+    if let Some(t) = &token {
+        if t.len() > MAX_TOKEN_LEN || !t.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ConfigError::field(
+                "sideband.token",
+                format!("must be at most {MAX_TOKEN_LEN} visible ASCII characters (ASE's tokens are 32 lowercase letters and digits)"),
+            ));
+        }
+    }
+    Ok(token)
 }
 
 /// The decision service for these settings, as the pipeline's [`External`].
@@ -138,6 +178,7 @@ pub fn external(
             settings.clone(),
             block_response.clone(),
         )),
+        Service::PingAuthorize => Box::new(paz::PazSideband::new(settings.clone())),
     }
 }
 
@@ -171,6 +212,88 @@ pub struct Report {
     /// The answer came after the timeout (no status): counted as a timeout.
     #[serde(skip)]
     pub timed_out: bool,
+    /// PingAuthorize: the response call, when one was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_phase: Option<Phase>,
+    /// PingAuthorize: whether the service's answer changed the forwarded request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewritten_request: Option<bool>,
+    /// PingAuthorize: whether the service's answer changed the response sent to the client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewritten_response: Option<bool>,
+    /// What else the counters need; not serialized.
+    #[serde(skip)]
+    pub notes: Notes,
+}
+
+impl Report {
+    /// A call of `service` leaving at `now_ms` (outcome `error` until answered).
+    pub fn new(service: Service, now_ms: u64) -> Report {
+        let paz = service == Service::PingAuthorize;
+        Report {
+            service: service.as_str(),
+            status: None,
+            latency_ms: 0,
+            outcome: Verdict::Error,
+            error: None,
+            sent_ms: now_ms,
+            timed_out: false,
+            response_phase: None,
+            rewritten_request: paz.then_some(false),
+            rewritten_response: paz.then_some(false),
+            notes: Notes::default(),
+        }
+    }
+}
+
+impl Report {
+    /// The request (or response, `response`) was held for a body that never came (Envoy without
+    /// `allow_on_headers_stop_iteration`): no call was made.
+    pub fn body_never_came(&mut self, response: bool) {
+        let error = format!(
+            "the {} body never reached the filter (set allow_on_headers_stop_iteration: true); not called",
+            if response { "response" } else { "request" }
+        );
+        if response {
+            self.response_phase = Some(Phase {
+                status: None,
+                latency_ms: 0,
+                outcome: Verdict::Error,
+                error: Some(error),
+                sent_ms: self.sent_ms,
+                timed_out: false,
+            });
+        } else {
+            self.outcome = Verdict::Error;
+            self.error = Some(error);
+        }
+    }
+}
+
+/// One more call of a request (PingAuthorize's response call), as `ase.sideband.response_phase`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Phase {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    pub outcome: Verdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip)]
+    pub sent_ms: u64,
+    #[serde(skip)]
+    pub timed_out: bool,
+}
+
+/// Facts only the counters read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Notes {
+    /// The request body was bigger than `max_body_bytes` (sent without it).
+    pub request_too_large: bool,
+    /// The response body was bigger than `max_body_bytes` (passed unchanged, no response call).
+    pub response_too_large: bool,
+    /// The service answered 429, or its 429 circuit was open.
+    pub rate_limited: bool,
 }
 
 /// Consecutive failures (no answer or a 5xx) that open the breaker.
@@ -275,6 +398,7 @@ impl ResponseCalls {
     pub fn push(&mut self, call: crate::call::CallRequest, metrics: &impl crate::host::Metrics) {
         if self.queue.len() >= MAX_QUEUED_RESPONSE_CALLS {
             metrics.increment(crate::stats::Counter::SidebandResponseCallsFailed, 1);
+            metrics.increment(crate::stats::Counter::SidebandAseResponseCallsFailed, 1);
             return;
         }
         self.queue.push_back(call);
@@ -296,10 +420,12 @@ impl ResponseCalls {
                 Ok(token) => {
                     self.in_flight.insert(token);
                     host.increment(Counter::SidebandResponseCalls, 1);
+                    host.increment(Counter::SidebandAseResponseCalls, 1);
                 }
                 Err(e) => {
                     log::debug!("api-warden: sideband response call not sent: {e}");
                     host.increment(Counter::SidebandResponseCallsFailed, 1);
+                    host.increment(Counter::SidebandAseResponseCallsFailed, 1);
                 }
             }
         }
@@ -323,6 +449,7 @@ impl ResponseCalls {
         }
         if !answer.is_success() {
             metrics.increment(Counter::SidebandResponseCallsFailed, 1);
+            metrics.increment(Counter::SidebandAseResponseCallsFailed, 1);
         }
     }
 }

@@ -34,6 +34,27 @@ pub enum Counter {
     SidebandSkipped,
     SidebandResponseCalls,
     SidebandResponseCallsFailed,
+    SidebandAseRequests,
+    SidebandAseAllowed,
+    SidebandAseBlocked,
+    SidebandAseErrors,
+    SidebandAseTimeouts,
+    SidebandAseSkipped,
+    SidebandAseResponseCalls,
+    SidebandAseResponseCallsFailed,
+    SidebandPazRequests,
+    SidebandPazAllowed,
+    SidebandPazBlocked,
+    SidebandPazErrors,
+    SidebandPazTimeouts,
+    SidebandPazSkipped,
+    SidebandPazResponseCalls,
+    SidebandPazResponseCallsFailed,
+    SidebandPazRewrittenRequests,
+    SidebandPazRewrittenResponses,
+    SidebandPazResponseTooLarge,
+    SidebandPazRequestTooLarge,
+    SidebandPazRateLimited,
     DecoyHits,
     Redirects,
     FlowControlUncounted,
@@ -71,7 +92,7 @@ impl Counter {
     }
 
     /// All counters.
-    pub const ALL: [Counter; 40] = [
+    pub const ALL: [Counter; 61] = [
         Counter::RequestsTotal,
         Counter::RequestsAllowed,
         Counter::RequestsBlocked,
@@ -97,6 +118,27 @@ impl Counter {
         Counter::SidebandSkipped,
         Counter::SidebandResponseCalls,
         Counter::SidebandResponseCallsFailed,
+        Counter::SidebandAseRequests,
+        Counter::SidebandAseAllowed,
+        Counter::SidebandAseBlocked,
+        Counter::SidebandAseErrors,
+        Counter::SidebandAseTimeouts,
+        Counter::SidebandAseSkipped,
+        Counter::SidebandAseResponseCalls,
+        Counter::SidebandAseResponseCallsFailed,
+        Counter::SidebandPazRequests,
+        Counter::SidebandPazAllowed,
+        Counter::SidebandPazBlocked,
+        Counter::SidebandPazErrors,
+        Counter::SidebandPazTimeouts,
+        Counter::SidebandPazSkipped,
+        Counter::SidebandPazResponseCalls,
+        Counter::SidebandPazResponseCallsFailed,
+        Counter::SidebandPazRewrittenRequests,
+        Counter::SidebandPazRewrittenResponses,
+        Counter::SidebandPazResponseTooLarge,
+        Counter::SidebandPazRequestTooLarge,
+        Counter::SidebandPazRateLimited,
         Counter::DecoyHits,
         Counter::Redirects,
         Counter::FlowControlUncounted,
@@ -113,6 +155,32 @@ impl Counter {
         Counter::AdminUnauthorized,
         Counter::ConfigLoads,
     ];
+
+    /// The per-service twin of a sideband total (`api_warden.sideband.<service>.<name>`).
+    pub fn for_service(self, service: crate::sideband::Service) -> Option<Counter> {
+        use crate::sideband::Service::{Ase, PingAuthorize};
+        Some(match (self, service) {
+            (Counter::SidebandRequests, Ase) => Counter::SidebandAseRequests,
+            (Counter::SidebandRequests, PingAuthorize) => Counter::SidebandPazRequests,
+            (Counter::SidebandAllowed, Ase) => Counter::SidebandAseAllowed,
+            (Counter::SidebandAllowed, PingAuthorize) => Counter::SidebandPazAllowed,
+            (Counter::SidebandBlocked, Ase) => Counter::SidebandAseBlocked,
+            (Counter::SidebandBlocked, PingAuthorize) => Counter::SidebandPazBlocked,
+            (Counter::SidebandErrors, Ase) => Counter::SidebandAseErrors,
+            (Counter::SidebandErrors, PingAuthorize) => Counter::SidebandPazErrors,
+            (Counter::SidebandTimeouts, Ase) => Counter::SidebandAseTimeouts,
+            (Counter::SidebandTimeouts, PingAuthorize) => Counter::SidebandPazTimeouts,
+            (Counter::SidebandSkipped, Ase) => Counter::SidebandAseSkipped,
+            (Counter::SidebandSkipped, PingAuthorize) => Counter::SidebandPazSkipped,
+            (Counter::SidebandResponseCalls, Ase) => Counter::SidebandAseResponseCalls,
+            (Counter::SidebandResponseCalls, PingAuthorize) => Counter::SidebandPazResponseCalls,
+            (Counter::SidebandResponseCallsFailed, Ase) => Counter::SidebandAseResponseCallsFailed,
+            (Counter::SidebandResponseCallsFailed, PingAuthorize) => {
+                Counter::SidebandPazResponseCallsFailed
+            }
+            _ => return None,
+        })
+    }
 
     /// The metric name.
     pub fn name(self) -> &'static str {
@@ -142,6 +210,39 @@ impl Counter {
             Counter::SidebandSkipped => "api_warden.sideband.skipped",
             Counter::SidebandResponseCalls => "api_warden.sideband.response_calls",
             Counter::SidebandResponseCallsFailed => "api_warden.sideband.response_calls_failed",
+            Counter::SidebandAseRequests => "api_warden.sideband.ase.requests",
+            Counter::SidebandAseAllowed => "api_warden.sideband.ase.allowed",
+            Counter::SidebandAseBlocked => "api_warden.sideband.ase.blocked",
+            Counter::SidebandAseErrors => "api_warden.sideband.ase.errors",
+            Counter::SidebandAseTimeouts => "api_warden.sideband.ase.timeouts",
+            Counter::SidebandAseSkipped => "api_warden.sideband.ase.skipped",
+            Counter::SidebandAseResponseCalls => "api_warden.sideband.ase.response_calls",
+            Counter::SidebandAseResponseCallsFailed => {
+                "api_warden.sideband.ase.response_calls_failed"
+            }
+            Counter::SidebandPazRequests => "api_warden.sideband.pingauthorize.requests",
+            Counter::SidebandPazAllowed => "api_warden.sideband.pingauthorize.allowed",
+            Counter::SidebandPazBlocked => "api_warden.sideband.pingauthorize.blocked",
+            Counter::SidebandPazErrors => "api_warden.sideband.pingauthorize.errors",
+            Counter::SidebandPazTimeouts => "api_warden.sideband.pingauthorize.timeouts",
+            Counter::SidebandPazSkipped => "api_warden.sideband.pingauthorize.skipped",
+            Counter::SidebandPazResponseCalls => "api_warden.sideband.pingauthorize.response_calls",
+            Counter::SidebandPazResponseCallsFailed => {
+                "api_warden.sideband.pingauthorize.response_calls_failed"
+            }
+            Counter::SidebandPazRewrittenRequests => {
+                "api_warden.sideband.pingauthorize.rewritten_requests"
+            }
+            Counter::SidebandPazRewrittenResponses => {
+                "api_warden.sideband.pingauthorize.rewritten_responses"
+            }
+            Counter::SidebandPazResponseTooLarge => {
+                "api_warden.sideband.pingauthorize.response_too_large"
+            }
+            Counter::SidebandPazRequestTooLarge => {
+                "api_warden.sideband.pingauthorize.request_too_large"
+            }
+            Counter::SidebandPazRateLimited => "api_warden.sideband.pingauthorize.rate_limited",
             Counter::DecoyHits => "api_warden.decoy.hits",
             Counter::Redirects => "api_warden.redirects",
             Counter::FlowControlUncounted => "api_warden.flow_control.uncounted",
@@ -201,21 +302,59 @@ pub fn request_counters(
     out
 }
 
-/// The sideband counters of one request's call report.
+/// The sideband counters of one request's call report: each total
+/// (`api_warden.sideband.<name>`) with its per-service twin, and PingAuthorize's own.
 pub fn sideband_counters(r: &crate::sideband::Report) -> Vec<Counter> {
-    use crate::sideband::Verdict;
-    let mut out = Vec::with_capacity(3);
+    use crate::sideband::{Service, Verdict};
+    let service = if r.service == Service::PingAuthorize.as_str() {
+        Service::PingAuthorize
+    } else {
+        Service::Ase
+    };
+    let mut totals = Vec::with_capacity(6);
     if r.outcome != Verdict::Skipped {
-        out.push(Counter::SidebandRequests);
+        totals.push(Counter::SidebandRequests);
     }
-    out.push(match r.outcome {
+    totals.push(match r.outcome {
         Verdict::Allow => Counter::SidebandAllowed,
         Verdict::Block => Counter::SidebandBlocked,
         Verdict::Error => Counter::SidebandErrors,
         Verdict::Skipped => Counter::SidebandSkipped,
     });
     if r.timed_out {
-        out.push(Counter::SidebandTimeouts);
+        totals.push(Counter::SidebandTimeouts);
+    }
+    if let Some(p) = &r.response_phase {
+        totals.push(Counter::SidebandResponseCalls);
+        if p.outcome == Verdict::Error {
+            totals.push(Counter::SidebandResponseCallsFailed);
+        }
+        if p.timed_out {
+            totals.push(Counter::SidebandTimeouts);
+        }
+    }
+    let mut out = Vec::with_capacity(2 * totals.len() + 3);
+    for c in totals {
+        out.push(c);
+        out.extend(c.for_service(service));
+    }
+    let n = r.notes;
+    for (on, c) in [
+        (
+            r.rewritten_request == Some(true),
+            Counter::SidebandPazRewrittenRequests,
+        ),
+        (
+            r.rewritten_response == Some(true),
+            Counter::SidebandPazRewrittenResponses,
+        ),
+        (n.request_too_large, Counter::SidebandPazRequestTooLarge),
+        (n.response_too_large, Counter::SidebandPazResponseTooLarge),
+        (n.rate_limited, Counter::SidebandPazRateLimited),
+    ] {
+        if on {
+            out.push(c);
+        }
     }
     out
 }

@@ -888,7 +888,9 @@ fn hostile_input_never_panics_and_always_yields_a_record() {
                     assert!(o.admin || *status == 403, "{status} for {:?}", r.path)
                 }
                 Step::AwaitAdminBody => assert!(o.admin && !eos),
-                Step::Call(_) => panic!("no external service is configured"),
+                Step::Call(_) | Step::Forward(_) | Step::AwaitBody { .. } => {
+                    panic!("no external service is configured")
+                }
             }
             if o.admin {
                 let reply = admin_body(&rt, &r, r.view.path.as_bytes(), &store, NOW_MS);
@@ -1021,7 +1023,13 @@ fn admin_paths_are_answered_locally_even_when_disguised() {
 struct Checker;
 
 impl External for Checker {
-    fn request(&self, req: &Request, outcome: &mut Outcome, _now_ms: u64) -> Option<Step> {
+    fn request(
+        &self,
+        req: &Request,
+        outcome: &mut Outcome,
+        _end_of_stream: bool,
+        _now_ms: u64,
+    ) -> Option<Step> {
         let api = outcome.api.as_ref()?;
         Some(Step::Call(
             CallRequest::new("POST", "checker", "", "/check", 500)

@@ -103,6 +103,7 @@ fn exchange() -> Exchange {
             admin: false,
             decoy_response_def: None,
             sideband: None,
+            paz: None,
         },
         response_status: Some(200),
         response_headers: hv(&[

@@ -205,7 +205,7 @@ impl AseSideband {
 }
 
 /// Mark the outcome as blocked by the sideband service.
-fn sideband_block(outcome: &mut Outcome) {
+pub(crate) fn sideband_block(outcome: &mut Outcome) {
     if let Some(d) = outcome.decision.as_mut() {
         d.verdict = Verdict::Block;
         d.cause = Some(Cause::Sideband);
@@ -215,31 +215,25 @@ fn sideband_block(outcome: &mut Outcome) {
 }
 
 impl External for AseSideband {
-    fn request(&self, req: &Request, outcome: &mut Outcome, now_ms: u64) -> Option<Step> {
+    fn request(
+        &self,
+        req: &Request,
+        outcome: &mut Outcome,
+        _end_of_stream: bool,
+        now_ms: u64,
+    ) -> Option<Step> {
         if self.settings.only_configured_apis && outcome.api.is_none() {
             return None;
         }
         if !self.breaker.allow(now_ms) {
             outcome.sideband = Some(Report {
-                service: self.settings.service.as_str(),
-                status: None,
-                latency_ms: 0,
                 outcome: CallVerdict::Skipped,
                 error: Some("not called: ASE failed repeatedly (breaker open)".into()),
-                sent_ms: now_ms,
-                timed_out: false,
+                ..Report::new(self.settings.service, now_ms)
             });
             return Some(self.failed(outcome));
         }
-        outcome.sideband = Some(Report {
-            service: self.settings.service.as_str(),
-            status: None,
-            latency_ms: 0,
-            outcome: CallVerdict::Error,
-            error: None,
-            sent_ms: now_ms,
-            timed_out: false,
-        });
+        outcome.sideband = Some(Report::new(self.settings.service, now_ms));
         let body = request_body(req, outcome);
         Some(Step::Call(self.call(
             "/ase/request",

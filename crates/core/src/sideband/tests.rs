@@ -35,7 +35,7 @@ fn configuration_rules() {
         (json!({"cluster": ""}), "sideband.cluster is empty"),
         (
             json!({"cluster": "a", "service": "kong"}),
-            "sideband.service \"kong\" is not a supported service",
+            "sideband.service \"kong\" is not a supported service (supported: \"ase\", \"pingauthorize\")",
         ),
         (
             json!({"cluster": "a", "timeout_ms": 0}),
@@ -264,7 +264,8 @@ fn timeouts_open_the_breaker_and_skipped_requests_do_not_wait() {
     assert!(!quick.sideband.as_ref().unwrap().timed_out);
     assert_eq!(o.sideband.as_ref().unwrap().outcome, Verdict::Skipped);
     let c = crate::stats::sideband_counters(o.sideband.as_ref().unwrap());
-    assert_eq!(c, [crate::stats::Counter::SidebandSkipped]);
+    use crate::stats::Counter;
+    assert_eq!(c, [Counter::SidebandSkipped, Counter::SidebandAseSkipped]);
     // After the open period a probe is sent again.
     let (_, step) = on_request_headers(&rt, &r, true, &store, 400 + OPEN_MIN_MS + 100);
     assert!(matches!(step, Step::Call(_)), "{step:?}");

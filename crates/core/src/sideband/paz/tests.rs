@@ -1,0 +1,1 @@
+//! PingAuthorize: unit tests (filled below).
