@@ -334,7 +334,15 @@ fn concurrent_requests_each_get_their_own_rewrite() {
                 && r.header("x-path-back") == Some(want.as_str())
         });
         if !ok || took >= BOUND {
-            wrong.push((i, took, r.map(|r| r.body_text()).unwrap_or_default()));
+            let what = r.map(|r| {
+                format!(
+                    "{} {:?} {:.300}",
+                    r.status,
+                    r.header("x-path-back"),
+                    r.body_text()
+                )
+            });
+            wrong.push((i, took, what.unwrap_or_else(|e| e.to_string())));
         }
     }
     assert!(
