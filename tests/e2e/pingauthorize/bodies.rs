@@ -412,7 +412,7 @@ fn stats_and_records_name_every_outcome() {
             "{case}"
         );
     }
-    let at = |case: &str, p: &str| rig.record(&format!("/st/{case}\"")).at(p);
+    let at = |case: &str, p: &str| rig.record(case).at(p);
     for (case, ..) in cases {
         assert_eq!(
             at(case, "/ase/sideband/service"),
