@@ -23,8 +23,8 @@ use crate::harness::{self, eventually, yaml, Envoy, Launch, LogLine, Opts, Respo
 
 /// The sideband timeout of the rigs.
 pub(crate) const TIMEOUT_MS: u64 = 500;
-/// `max_body_bytes` of the rigs.
-pub(crate) const MAX_BODY: usize = 256;
+/// `max_body_bytes` of the rigs (above every echo answer, which is about 500 bytes).
+pub(crate) const MAX_BODY: usize = 4096;
 /// Every request must be answered within this (Envoy never hangs a client).
 pub(crate) const BOUND: Duration = Duration::from_millis(2 * TIMEOUT_MS + 2500);
 

@@ -447,7 +447,7 @@ fn stats_and_records_name_every_outcome() {
         ("requests", 7),
         ("allowed", 5),
         ("blocked", 1),
-        ("errors", 2),
+        ("errors", 1),
         ("response_calls", 4),
         ("response_calls_failed", 1),
         ("rewritten_requests", 1),
