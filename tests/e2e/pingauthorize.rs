@@ -269,6 +269,68 @@ fn allowed_requests_reach_the_upstream_unchanged() {
     rig.paz.assert_no_violations();
 }
 
+/// A GET from a connection of our own: (its local port, the status line and the whole answer).
+fn get_from_own_port(port: u16, case: &str, path: &str, extra: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(BOUND)).unwrap();
+    let local = s.local_addr().unwrap().port();
+    let raw = format!("GET {path} HTTP/1.1\r\nhost: shop.example:8443\r\nx-test-case: {case}\r\n{extra}connection: close\r\n\r\n");
+    s.write_all(raw.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    (local, out)
+}
+
+#[test]
+fn the_calls_carry_the_client_port_header_order_and_repeated_headers() {
+    let rig = Rig::start(json!({}));
+    let (local, answer) = get_from_own_port(
+        rig.envoy.port,
+        "port",
+        "/p?x=1",
+        "x-first: 1\r\nx-second: 2\r\nx-third: 3\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:.300}");
+    let call = rig.paz.one(Phase::Request, "port");
+    assert_eq!(
+        call["source_port"],
+        json!(local),
+        "the client's own port, as a number"
+    );
+    assert_eq!(
+        call["url"],
+        json!("http://shop.example:8443/p?x=1"),
+        "the port of :authority"
+    );
+    let names: Vec<String> = call["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h.as_object()?.keys().next().cloned())
+        .filter(|n| {
+            n.starts_with("x-first") || n.starts_with("x-second") || n.starts_with("x-third")
+        })
+        .collect();
+    assert_eq!(names, ["x-first", "x-second", "x-third"], "request order");
+    // Repeated response headers are repeated entries, and reach the client both.
+    let resp = rig.paz.one(Phase::Response, "port");
+    assert_eq!(listed_all(&resp["headers"], "set-cookie"), ["a=1", "b=2"]);
+    assert!(
+        answer.contains("set-cookie: a=1\r\n") && answer.contains("set-cookie: b=2\r\n"),
+        "{answer:.600}"
+    );
+    // An empty response body is omitted from the response call.
+    let r = rig.send("empty", "GET", "/p/empty", &[("x-echo-size", "0")], None);
+    assert_eq!((r.status, r.body.len()), (200, 0));
+    let resp = rig.paz.one(Phase::Response, "empty");
+    assert!(
+        resp.get("body").is_none(),
+        "no body key for an empty body: {resp}"
+    );
+    rig.paz.assert_no_violations();
+}
+
 /// PingAuthorize's deny answer.
 fn deny(code: &str, status: &str, body: &str) -> Value {
     json!({"response_code": code, "response_status": status, "body": body,
