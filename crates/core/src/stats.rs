@@ -327,7 +327,11 @@ pub fn sideband_counters(r: &crate::sideband::Report) -> Vec<Counter> {
     if let Some(p) = &r.response_phase {
         totals.push(Counter::SidebandResponseCalls);
         if p.outcome == Verdict::Error {
-            totals.push(Counter::SidebandResponseCallsFailed);
+            // A failed call, whichever phase: `errors` too.
+            totals.extend([
+                Counter::SidebandResponseCallsFailed,
+                Counter::SidebandErrors,
+            ]);
         }
         if p.timed_out {
             totals.push(Counter::SidebandTimeouts);
