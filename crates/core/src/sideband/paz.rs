@@ -559,3 +559,6 @@ impl PazSideband {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod flow_tests;
