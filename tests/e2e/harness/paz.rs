@@ -163,7 +163,12 @@ impl PazDouble {
     pub fn one(&self, phase: Phase, case: &str) -> Value {
         super::eventually(5, || !self.calls_for(phase, case).is_empty());
         let calls = self.calls_for(phase, case);
-        assert_eq!(calls.len(), 1, "{phase:?} calls for {case}: {calls:#?}");
+        assert_eq!(
+            calls.len(),
+            1,
+            "{phase:?} calls for {case}: {calls:#?}\nviolations: {:#?}",
+            self.violations()
+        );
         calls[0].body.clone()
     }
 

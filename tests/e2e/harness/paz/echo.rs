@@ -184,9 +184,10 @@ fn connection(stream: TcpStream, calls: &Mutex<Vec<Call>>, handler: &Handler) {
 /// The upstream: answers 200 with JSON describing the request (`method`, `path` with query,
 /// `headers` as `[name, value]` pairs in order, `body`, `chunked`) plus an `account` object with
 /// a field a policy may remove (`ssn`). Its response headers: `content-type`, `x-upstream`,
-/// `x-private`, `vary`, `date`. Asked by request headers: `x-echo-status: N` answers N;
-/// `x-echo-size: N` answers a JSON body of exactly N bytes; `x-echo-gzip: 1` gzips the answer
-/// when the request's `accept-encoding` allows gzip.
+/// `x-private`, `vary`, `date`, and `set-cookie` twice. Asked by request headers:
+/// `x-echo-status: N` answers N; `x-echo-size: N` answers a JSON body of exactly N bytes
+/// (`x-echo-size: 0`: no body); `x-echo-gzip: 1` gzips the answer when the request's
+/// `accept-encoding` allows gzip.
 pub struct Echo {
     pub server: Server,
 }
@@ -226,6 +227,7 @@ fn echo(c: &Call) -> Reply {
     {
         let pad = n.saturating_sub(r#"{"pad":""}"#.len());
         body = format!(r#"{{"pad":"{}"}}"#, "a".repeat(pad)).into_bytes();
+        body.truncate(n);
     }
     let status = c
         .header("x-echo-status")
@@ -237,6 +239,8 @@ fn echo(c: &Call) -> Reply {
         ("x-private", "internal-only"),
         ("vary", "accept-encoding"),
         ("date", "Tue, 01 Dec 2026 10:00:00 GMT"),
+        ("set-cookie", "a=1"),
+        ("set-cookie", "b=2"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
