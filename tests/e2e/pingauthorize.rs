@@ -217,6 +217,7 @@ fn allowed_requests_reach_the_upstream_unchanged() {
     );
     assert_eq!(call["source_ip"], json!("127.0.0.1"));
     assert!(call.get("body").is_none(), "a GET has no body: {call}");
+    assert!(call.get("client_certificate").is_none(), "no mTLS: {call}");
     assert_eq!(listed(&call["headers"], "x-mixed-case"), Some("V a l"));
     assert_eq!(
         listed_all(&call["headers"], "x-multi"),

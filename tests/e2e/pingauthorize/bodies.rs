@@ -325,7 +325,7 @@ fn concurrent_requests_each_get_their_own_rewrite() {
         let (i, r, took) = h.join().unwrap();
         let want = format!("/c/{i}");
         let ok = r.as_ref().is_ok_and(|r| {
-            let e = echoed(r);
+            let e: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
             r.status == 200
                 && e["path"] == json!(want)
                 && e["headers"]
@@ -345,9 +345,25 @@ fn concurrent_requests_each_get_their_own_rewrite() {
             wrong.push((i, took, what.unwrap_or_else(|e| e.to_string())));
         }
     }
+    let records: Vec<String> = wrong
+        .iter()
+        .take(3)
+        .map(|(i, ..)| {
+            let text = std::fs::read_to_string(&rig.envoy.access_log).unwrap_or_default();
+            let marker = format!("\"x-n\":[\"{i}\"]");
+            let line = text
+                .lines()
+                .find(|l| l.contains(&marker))
+                .and_then(crate::harness::LogLine::try_parse);
+            line.map(|l| l.at("/ase/sideband").to_string())
+                .unwrap_or_default()
+        })
+        .collect();
     assert!(
         wrong.is_empty(),
-        "requests with another's rewrite or late: {wrong:?}"
+        "{} requests with another's rewrite or late, e.g. {:?}; their ase.sideband: {records:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(3)]
     );
     rig.paz.assert_no_violations();
 }
