@@ -146,3 +146,44 @@ fn ecds_example_serves_the_configuration_from_its_resource_file() {
     assert!(ok, "the ECDS configuration never applied");
     assert_eq!(envoy.get("/shop/a", &[("x-user", "eve")]).status, 403);
 }
+
+#[test]
+fn sideband_pingauthorize_example_starts_and_fails_closed_while_no_pingauthorize_listens() {
+    let (envoy, _) = start_ready("sideband-pingauthorize.yaml");
+    // Nothing listens on PingAuthorize's port: an authorization decision fails closed.
+    let r = envoy.get("/shop/items", &[]);
+    assert_eq!(r.status, 502, "{}", r.body_text());
+    // A POST with a body is held for its body (allow_on_headers_stop_iteration), then fails the
+    // same way, promptly.
+    let started = std::time::Instant::now();
+    let post = request(
+        envoy.port,
+        "POST",
+        "/shop/orders",
+        &[("content-type", "application/json")],
+        Some(br#"{"order":1}"#),
+    )
+    .unwrap();
+    assert_eq!(post.status, 502);
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    // A client api-warden blocks itself is never sent.
+    let eve = Jwt::claims(&json!({"username": "eve"})).build();
+    let auth = format!("Bearer {eve}");
+    assert_eq!(
+        envoy.get("/shop/items", &[("authorization", &auth)]).status,
+        403
+    );
+    let counted = crate::harness::eventually(5, || {
+        envoy.try_stat("wasmcustom.api_warden.sideband.pingauthorize.errors") == Some(2)
+    });
+    assert!(
+        counted,
+        "{:?}",
+        envoy.try_stat("wasmcustom.api_warden.sideband.pingauthorize.errors")
+    );
+    assert_eq!(
+        envoy.stat("wasmcustom.api_warden.sideband.pingauthorize.requests"),
+        2
+    );
+    assert_eq!(envoy.stat("wasmcustom.api_warden.sideband.ase.requests"), 0);
+}

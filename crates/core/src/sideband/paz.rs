@@ -493,12 +493,12 @@ impl External for PazSideband {
                 phase.outcome = CallVerdict::Allow;
                 match rewrite::apply_response(status, &headers, &body, &r) {
                     None => ResponseStep::Continue,
-                    Some((status, headers, body)) => {
+                    Some(new) => {
                         report.rewritten_response = Some(true);
                         ResponseStep::Replace {
-                            status: u32::from(status),
-                            headers,
-                            body,
+                            status: u32::from(new.status),
+                            headers: new.headers,
+                            body: new.body,
                         }
                     }
                 }

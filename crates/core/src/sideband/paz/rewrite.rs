@@ -153,6 +153,14 @@ pub fn apply_request(
     Ok(a)
 }
 
+/// A response to send in place of the upstream's (headers without framing ones).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
 /// The response to send for the response call's answer, or `None` when it is the upstream's
 /// own (same status, headers and body). `headers` and `body` are the upstream's.
 pub fn apply_response(
@@ -160,7 +168,7 @@ pub fn apply_response(
     headers: &HeaderList,
     body: &[u8],
     answer: &Returned,
-) -> Option<(u16, Vec<(String, String)>, Vec<u8>)> {
+) -> Option<NewResponse> {
     let new_body = answer
         .body
         .as_ref()
@@ -196,5 +204,9 @@ pub fn apply_response(
         .into_iter()
         .filter(|(k, _)| !FRAMING.contains(&k.as_str()))
         .collect();
-    Some((answer.status, out, new_body))
+    Some(NewResponse {
+        status: answer.status,
+        headers: out,
+        body: new_body,
+    })
 }
