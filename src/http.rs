@@ -147,6 +147,13 @@ impl Http {
         mine
     }
 
+    /// The root context released the request (or response) held for a body that never came.
+    fn body_released(&mut self, response: bool) {
+        if let Some(r) = self.exchange.outcome.sideband.as_mut() {
+            r.body_never_came(response);
+        }
+    }
+
     /// Carry out a response step.
     fn take_response(&mut self, step: ResponseStep) -> Action {
         match step {
@@ -280,6 +287,8 @@ impl HttpContext for Http {
             if !self.body_came() {
                 // Released by the root context before any body came.
                 self.hold.request_body = None;
+                self.body_released(false);
+                self.exchange.bytes_in += body_size as u64;
                 return Action::Continue;
             }
             self.hold.request_body_len = body_size;
@@ -304,6 +313,7 @@ impl HttpContext for Http {
         if self.call_token.is_some() && !self.hold.response_call {
             // The request waits on a call: keep its body until the answer.
             self.hold.request_body_len = body_size;
+            self.exchange.bytes_in = body_size as u64;
             return Action::Pause;
         }
         if !self.admin_pending {
@@ -339,6 +349,7 @@ impl HttpContext for Http {
         if let Some(max) = self.hold.response_body {
             if !self.body_came() {
                 self.hold.response_body = None;
+                self.body_released(true);
                 self.exchange.bytes_out += body_size as u64;
                 return Action::Continue;
             }
@@ -404,8 +415,9 @@ impl HttpContext for Http {
         if self.hold.request_body.is_some() || self.hold.response_body.is_some() {
             let response = self.hold.response_body.is_some();
             self.body_waits.borrow_mut().retain(|w| w.context_id != id);
-            if let Some(r) = self.exchange.outcome.sideband.as_mut() {
-                r.body_never_came(response);
+            // A body that started and never ended: the client went away (no call was made).
+            if !self.hold.body_came {
+                self.body_released(response);
             }
         }
         let needs_record = self.needs_record();
