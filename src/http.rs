@@ -63,6 +63,8 @@ pub(crate) struct Hold {
     response_call: bool,
     /// The request body's size when it was last seen (to replace it).
     request_body_len: usize,
+    /// The response body's size when it was last seen.
+    response_body_len: usize,
 }
 
 impl Http {
@@ -145,6 +147,50 @@ impl Http {
         drop(waits);
         self.hold.body_came = mine;
         mine
+    }
+
+    /// A piece of the held request body came (`body_size`: all of it so far): hold on, or hand
+    /// it over once complete (or as soon as it is bigger than `max`).
+    fn collect_request_body(&mut self, max: usize, body_size: usize, complete: bool) -> Action {
+        self.hold.request_body_len = body_size;
+        let body = if body_size > max {
+            None
+        } else if complete {
+            Some(host::request_body(body_size))
+        } else {
+            return Action::Pause;
+        };
+        self.hold.request_body = None;
+        self.exchange.bytes_in = body_size as u64;
+        let step = pipeline::request_body(
+            &self.runtime,
+            &self.exchange.request,
+            &mut self.exchange.outcome,
+            body.as_deref(),
+            host::now_ms(),
+        );
+        self.take_held(step)
+    }
+
+    /// As [`Http::collect_request_body`], for the held response.
+    fn collect_response_body(&mut self, max: usize, body_size: usize, complete: bool) -> Action {
+        self.hold.response_body_len = body_size;
+        let body = if body_size > max {
+            None
+        } else if complete {
+            Some(host::response_body(body_size))
+        } else {
+            return Action::Pause;
+        };
+        self.hold.response_body = None;
+        self.exchange.bytes_out = body_size as u64;
+        let step = pipeline::response_body(
+            &self.runtime,
+            &mut self.exchange.outcome,
+            body.as_deref(),
+            host::now_ms(),
+        );
+        self.take_response(step)
     }
 
     /// The root context released the request (or response) held for a body that never came.
@@ -291,24 +337,7 @@ impl HttpContext for Http {
                 self.exchange.bytes_in += body_size as u64;
                 return Action::Continue;
             }
-            self.hold.request_body_len = body_size;
-            let body = if body_size > max {
-                None
-            } else if end_of_stream {
-                Some(host::request_body(body_size))
-            } else {
-                return Action::Pause;
-            };
-            self.hold.request_body = None;
-            self.exchange.bytes_in = body_size as u64;
-            let step = pipeline::request_body(
-                &self.runtime,
-                &self.exchange.request,
-                &mut self.exchange.outcome,
-                body.as_deref(),
-                host::now_ms(),
-            );
-            return self.take_held(step);
+            return self.collect_request_body(max, body_size, end_of_stream);
         }
         if self.call_token.is_some() && !self.hold.response_call {
             // The request waits on a call: keep its body until the answer.
@@ -353,27 +382,37 @@ impl HttpContext for Http {
                 self.exchange.bytes_out += body_size as u64;
                 return Action::Continue;
             }
-            let body = if body_size > max {
-                None
-            } else if end_of_stream {
-                Some(host::response_body(body_size))
-            } else {
-                return Action::Pause;
-            };
-            self.hold.response_body = None;
-            self.exchange.bytes_out = body_size as u64;
-            let step = pipeline::response_body(
-                &self.runtime,
-                &mut self.exchange.outcome,
-                body.as_deref(),
-                host::now_ms(),
-            );
-            return self.take_response(step);
+            return self.collect_response_body(max, body_size, end_of_stream);
         }
         if self.call_token.is_some() && self.hold.response_call {
             return Action::Pause;
         }
         self.exchange.bytes_out += body_size as u64;
+        Action::Continue
+    }
+
+    fn on_http_request_trailers(&mut self, _n: usize) -> Action {
+        // Trailers end a held body (HTTP/2, gRPC): it is complete.
+        if let Some(max) = self.hold.request_body {
+            self.body_came();
+            let len = self.hold.request_body_len;
+            return self.collect_request_body(max, len, true);
+        }
+        if self.call_token.is_some() && !self.hold.response_call {
+            return Action::Pause;
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_trailers(&mut self, _n: usize) -> Action {
+        if let Some(max) = self.hold.response_body {
+            self.body_came();
+            let len = self.hold.response_body_len;
+            return self.collect_response_body(max, len, true);
+        }
+        if self.call_token.is_some() && self.hold.response_call {
+            return Action::Pause;
+        }
         Action::Continue
     }
 
