@@ -63,6 +63,8 @@ pub(crate) struct Hold {
     response_call: bool,
     /// The request body's size when it was last seen (to replace it).
     request_body_len: usize,
+    /// The response body's size when it was last seen.
+    response_body_len: usize,
 }
 
 impl Http {
@@ -145,6 +147,57 @@ impl Http {
         drop(waits);
         self.hold.body_came = mine;
         mine
+    }
+
+    /// A piece of the held request body came (`body_size`: all of it so far): hold on, or hand
+    /// it over once complete (or as soon as it is bigger than `max`).
+    fn collect_request_body(&mut self, max: usize, body_size: usize, complete: bool) -> Action {
+        self.hold.request_body_len = body_size;
+        let body = if body_size > max {
+            None
+        } else if complete {
+            Some(host::request_body(body_size))
+        } else {
+            return Action::Pause;
+        };
+        self.hold.request_body = None;
+        self.exchange.bytes_in = body_size as u64;
+        let step = pipeline::request_body(
+            &self.runtime,
+            &self.exchange.request,
+            &mut self.exchange.outcome,
+            body.as_deref(),
+            host::now_ms(),
+        );
+        self.take_held(step)
+    }
+
+    /// As [`Http::collect_request_body`], for the held response.
+    fn collect_response_body(&mut self, max: usize, body_size: usize, complete: bool) -> Action {
+        self.hold.response_body_len = body_size;
+        let body = if body_size > max {
+            None
+        } else if complete {
+            Some(host::response_body(body_size))
+        } else {
+            return Action::Pause;
+        };
+        self.hold.response_body = None;
+        self.exchange.bytes_out = body_size as u64;
+        let step = pipeline::response_body(
+            &self.runtime,
+            &mut self.exchange.outcome,
+            body.as_deref(),
+            host::now_ms(),
+        );
+        self.take_response(step)
+    }
+
+    /// The root context released the request (or response) held for a body that never came.
+    fn body_released(&mut self, response: bool) {
+        if let Some(r) = self.exchange.outcome.sideband.as_mut() {
+            r.body_never_came(response);
+        }
     }
 
     /// Carry out a response step.
@@ -280,30 +333,16 @@ impl HttpContext for Http {
             if !self.body_came() {
                 // Released by the root context before any body came.
                 self.hold.request_body = None;
+                self.body_released(false);
+                self.exchange.bytes_in += body_size as u64;
                 return Action::Continue;
             }
-            self.hold.request_body_len = body_size;
-            let body = if body_size > max {
-                None
-            } else if end_of_stream {
-                Some(host::request_body(body_size))
-            } else {
-                return Action::Pause;
-            };
-            self.hold.request_body = None;
-            self.exchange.bytes_in = body_size as u64;
-            let step = pipeline::request_body(
-                &self.runtime,
-                &self.exchange.request,
-                &mut self.exchange.outcome,
-                body.as_deref(),
-                host::now_ms(),
-            );
-            return self.take_held(step);
+            return self.collect_request_body(max, body_size, end_of_stream);
         }
         if self.call_token.is_some() && !self.hold.response_call {
             // The request waits on a call: keep its body until the answer.
             self.hold.request_body_len = body_size;
+            self.exchange.bytes_in = body_size as u64;
             return Action::Pause;
         }
         if !self.admin_pending {
@@ -339,30 +378,41 @@ impl HttpContext for Http {
         if let Some(max) = self.hold.response_body {
             if !self.body_came() {
                 self.hold.response_body = None;
+                self.body_released(true);
                 self.exchange.bytes_out += body_size as u64;
                 return Action::Continue;
             }
-            let body = if body_size > max {
-                None
-            } else if end_of_stream {
-                Some(host::response_body(body_size))
-            } else {
-                return Action::Pause;
-            };
-            self.hold.response_body = None;
-            self.exchange.bytes_out = body_size as u64;
-            let step = pipeline::response_body(
-                &self.runtime,
-                &mut self.exchange.outcome,
-                body.as_deref(),
-                host::now_ms(),
-            );
-            return self.take_response(step);
+            return self.collect_response_body(max, body_size, end_of_stream);
         }
         if self.call_token.is_some() && self.hold.response_call {
             return Action::Pause;
         }
         self.exchange.bytes_out += body_size as u64;
+        Action::Continue
+    }
+
+    fn on_http_request_trailers(&mut self, _n: usize) -> Action {
+        // Trailers end a held body (HTTP/2, gRPC): it is complete.
+        if let Some(max) = self.hold.request_body {
+            self.body_came();
+            let len = self.hold.request_body_len;
+            return self.collect_request_body(max, len, true);
+        }
+        if self.call_token.is_some() && !self.hold.response_call {
+            return Action::Pause;
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_trailers(&mut self, _n: usize) -> Action {
+        if let Some(max) = self.hold.response_body {
+            self.body_came();
+            let len = self.hold.response_body_len;
+            return self.collect_response_body(max, len, true);
+        }
+        if self.call_token.is_some() && self.hold.response_call {
+            return Action::Pause;
+        }
         Action::Continue
     }
 
@@ -404,8 +454,9 @@ impl HttpContext for Http {
         if self.hold.request_body.is_some() || self.hold.response_body.is_some() {
             let response = self.hold.response_body.is_some();
             self.body_waits.borrow_mut().retain(|w| w.context_id != id);
-            if let Some(r) = self.exchange.outcome.sideband.as_mut() {
-                r.body_never_came(response);
+            // A body that started and never ended: the client went away (no call was made).
+            if !self.hold.body_came {
+                self.body_released(response);
             }
         }
         let needs_record = self.needs_record();

@@ -256,12 +256,9 @@ impl Report {
         );
         if response {
             self.response_phase = Some(Phase {
-                status: None,
-                latency_ms: 0,
-                outcome: Verdict::Error,
                 error: Some(error),
-                sent_ms: self.sent_ms,
-                timed_out: false,
+                called: false,
+                ..Phase::new(self.sent_ms)
             });
         } else {
             self.outcome = Verdict::Error;
@@ -283,6 +280,24 @@ pub struct Phase {
     pub sent_ms: u64,
     #[serde(skip)]
     pub timed_out: bool,
+    /// The call left (false: the response was released without one); not serialized.
+    #[serde(skip)]
+    pub called: bool,
+}
+
+impl Phase {
+    /// A call leaving at `now_ms` (outcome `error` until answered).
+    pub fn new(now_ms: u64) -> Phase {
+        Phase {
+            status: None,
+            latency_ms: 0,
+            outcome: Verdict::Error,
+            error: None,
+            sent_ms: now_ms,
+            timed_out: false,
+            called: true,
+        }
+    }
 }
 
 /// Facts only the counters read.

@@ -325,7 +325,9 @@ pub fn sideband_counters(r: &crate::sideband::Report) -> Vec<Counter> {
         totals.push(Counter::SidebandTimeouts);
     }
     if let Some(p) = &r.response_phase {
-        totals.push(Counter::SidebandResponseCalls);
+        if p.called {
+            totals.push(Counter::SidebandResponseCalls);
+        }
         if p.outcome == Verdict::Error {
             // A failed call, whichever phase: `errors` too.
             totals.extend([

@@ -89,6 +89,8 @@ pub struct Exchange {
     pub state: Option<String>,
     /// The upstream's response, held for the response call: status, headers, body.
     pub upstream: Option<(u16, HeaderList, Vec<u8>)>,
+    /// The response phase is over (a response api-warden sends in its place is not held again).
+    pub responded: bool,
 }
 
 /// PingAuthorize as the pipeline's decision service.
@@ -407,12 +409,13 @@ impl External for PazSideband {
         end_of_stream: bool,
         now_ms: u64,
     ) -> ResponseStep {
-        let Some(x) = outcome.paz.as_mut().filter(|x| x.allowed) else {
+        let Some(x) = outcome.paz.as_mut().filter(|x| x.allowed && !x.responded) else {
             return ResponseStep::Continue;
         };
         if !self.settings.response_call {
             return ResponseStep::Continue;
         }
+        x.responded = true;
         x.upstream = Some((status, HeaderList::from_headers(headers), Vec::new()));
         if !end_of_stream {
             return ResponseStep::AwaitBody {
@@ -458,14 +461,7 @@ impl External for PazSideband {
             },
         };
         let json = serde_json::to_vec(&call).unwrap_or_default();
-        report.response_phase = Some(Phase {
-            status: None,
-            latency_ms: 0,
-            outcome: CallVerdict::Error,
-            error: None,
-            sent_ms: now_ms,
-            timed_out: false,
-        });
+        report.response_phase = Some(Phase::new(now_ms));
         ResponseStep::Call(self.call("/sideband/response", json))
     }
 

@@ -121,6 +121,15 @@ pub fn apply_request(
     }
     if let Some(h) = &allowed.headers {
         a.edit.headers = header_edits(&sent.headers, h);
+        // The body's framing is the host's: never taken from the answer.
+        let before = a.edit.headers.len();
+        a.edit
+            .headers
+            .retain(|e| e.name != "content-length" && e.name != "transfer-encoding");
+        if a.edit.headers.len() != before {
+            a.ignored
+                .push("content-length / transfer-encoding (the body's framing)".into());
+        }
     }
     match (&allowed.body, &sent.body) {
         (Some(new), Some(old)) if body_sent && new != old => {

@@ -311,6 +311,17 @@ fn a_body_change_is_applied_only_when_the_body_was_sent() {
             edit("transfer-encoding", &[])
         ]
     );
+    // Framing headers from the answer are never applied.
+    let framing = Allowed {
+        headers: Some(hl(&[("content-length", "1")])),
+        ..Allowed::default()
+    };
+    let a = apply_request(&s, &framing, true).unwrap();
+    assert!(!a.changed && a.edit.headers.is_empty());
+    assert_eq!(
+        a.ignored,
+        ["content-length / transfer-encoding (the body's framing)"]
+    );
     // The same body: no change.
     let same = Allowed {
         body: s.body.clone(),
