@@ -63,6 +63,18 @@ pub(crate) fn opts() -> Opts {
 /// Envoy: the main listener (the filter, the record access log) routing to the upstream on
 /// `upstream`, and the `paz` cluster `paz_cluster`.
 pub(crate) fn launch(plugin: &str, paz_cluster: &str, upstream: u16, opts: &Opts) -> Envoy {
+    let cluster = yaml::cluster("upstream", upstream);
+    launch_on(plugin, paz_cluster, &cluster, upstream, opts)
+}
+
+/// [`launch`] with the `upstream` cluster as given (YAML list item for port `upstream`).
+pub(crate) fn launch_on(
+    plugin: &str,
+    paz_cluster: &str,
+    upstream_cluster: &str,
+    upstream: u16,
+    opts: &Opts,
+) -> Envoy {
     let launched = Envoy::launch(|| {
         let dir = harness::scratch("paz");
         let (port, admin) = (harness::free_port(), harness::free_port());
@@ -85,7 +97,7 @@ pub(crate) fn launch(plugin: &str, paz_cluster: &str, upstream: u16, opts: &Opts
                 admin,
                 "",
                 &main.render(),
-                &(yaml::cluster("upstream", upstream) + paz_cluster),
+                &(upstream_cluster.to_string() + paz_cluster),
             ),
             dir,
             admin,
@@ -174,9 +186,29 @@ impl Rig {
     }
 }
 
+/// The body of `r`, de-chunked when it came chunked (the harness client reads it raw).
+pub(crate) fn body_of(r: &Response) -> Vec<u8> {
+    if r.header("transfer-encoding") != Some("chunked") {
+        return r.body.clone();
+    }
+    let (mut out, mut rest) = (Vec::new(), &r.body[..]);
+    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&rest[..eol]).unwrap_or("0");
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or("0").trim(), 16);
+        let size = size.unwrap_or_else(|_| panic!("bad chunk size in {:?}", r.body_text()));
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+        rest = &rest[eol + 2 + size + 2..];
+    }
+    out
+}
+
 /// The parsed JSON of an echo answer.
 pub(crate) fn echoed(r: &Response) -> Value {
-    serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("not an echo answer ({e}): {r:?}"))
+    serde_json::from_slice(&body_of(r))
+        .unwrap_or_else(|e| panic!("not an echo answer ({e}): {r:?}"))
 }
 
 /// Every value of header `name` a forwarded request carried.

@@ -1,6 +1,7 @@
 //! PingAuthorize bodies and protocols through real Envoy: request and response bodies at and over
-//! `max_body_bytes`, chunked request bodies, HTTP/2 (h2c), a gzip-capable upstream, concurrent
-//! requests each with their own rewrite, and the stats and record of every outcome.
+//! `max_body_bytes`, chunked request bodies, a response ending in trailers, HTTP/2 (h2c), a
+//! gzip-capable upstream, concurrent requests each with their own rewrite, and the stats and
+//! record of every outcome.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -286,6 +287,72 @@ fn a_gzip_capable_upstream_is_asked_for_identity() {
     assert!(off.paz.calls_for(Phase::Response, "gzip-off").is_empty());
     rig.paz.assert_no_violations();
     off.paz.assert_no_violations();
+}
+
+/// The `upstream` cluster with HTTP/1.1 trailers enabled (Envoy drops them otherwise).
+fn trailers_cluster(port: u16) -> String {
+    format!(
+        "- name: upstream
+  type: STATIC
+  connect_timeout: 1s
+  typed_extension_protocol_options:
+    envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+      \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+      explicit_http_config: {{ http_protocol_options: {{ enable_trailers: true }} }}
+  load_assignment:
+    cluster_name: upstream
+    endpoints:
+    - lb_endpoints:
+      - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }}
+"
+    )
+}
+
+#[test]
+fn a_response_ending_in_trailers_is_called_and_never_hangs() {
+    let (paz, echo) = (
+        crate::harness::paz::PazDouble::start(""),
+        crate::harness::paz::Echo::start(),
+    );
+    let port = echo.server.port;
+    let envoy = super::launch_on(
+        &super::plugin(json!({})),
+        &paz.server.cluster("paz"),
+        &trailers_cluster(port),
+        port,
+        &opts(),
+    );
+    let rig = Rig { envoy, paz, echo };
+    rig.paz.set(
+        "trailers",
+        Case {
+            response: remove_ssn(),
+            ..Case::default()
+        },
+    );
+    let r = rig.send("trailers", "GET", "/t/1", &[("x-echo-trailers", "1")], None);
+    assert_eq!(r.status, 203, "{}", r.body_text());
+    assert_eq!(
+        echoed(&r)["account"],
+        json!({"owner": "alice", "plan": "gold"})
+    );
+    let resp = rig.paz.one(Phase::Response, "trailers");
+    assert!(
+        resp["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("078-05-1120")),
+        "the whole body: {resp}"
+    );
+    let r = rig.send(
+        "trailers-plain",
+        "GET",
+        "/t/2",
+        &[("x-echo-trailers", "1")],
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(echoed(&r)["account"], crate::harness::paz::account());
+    rig.paz.assert_no_violations();
 }
 
 #[test]

@@ -236,7 +236,26 @@ fn a_429_stops_the_calls_for_retry_after_and_clients_get_429() {
         "{:?}",
         started.elapsed()
     );
+    // A 429 to the response call: that response fails closed (502), the circuit opens.
+    one.paz.set(
+        "t-resp",
+        Case {
+            response: OnResponse::Throttle(Some("2".into())),
+            ..Case::default()
+        },
+    );
+    assert_eq!(one.get("t-resp", "/t/resp").status, 502);
+    let calls = one.paz.calls().len();
+    let r = one.get("t", "/t/resp-during");
+    assert_eq!(r.status, 429);
+    assert!((1..=2).contains(&retry_after(&r)));
+    assert_eq!(
+        one.paz.calls().len(),
+        calls,
+        "no calls while the circuit is open"
+    );
     rig.paz.assert_no_violations();
+    one.paz.assert_no_violations();
 }
 
 #[test]

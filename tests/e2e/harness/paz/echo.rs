@@ -33,7 +33,8 @@ impl Call {
 }
 
 /// What a server answers: status, headers (`content-length` is added), body; after `delay`;
-/// `cut` closes the connection without a byte.
+/// `cut` closes the connection without a byte; with `trailers` the body is sent chunked and the
+/// trailers after it.
 #[derive(Debug, Clone, Default)]
 pub struct Reply {
     pub status: u16,
@@ -41,6 +42,7 @@ pub struct Reply {
     pub body: Vec<u8>,
     pub delay: Duration,
     pub cut: bool,
+    pub trailers: Vec<(String, String)>,
 }
 
 impl Reply {
@@ -171,9 +173,22 @@ fn connection(stream: TcpStream, calls: &Mutex<Vec<Call>>, handler: &Handler) {
         for (k, v) in &reply.headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
-        head.push_str(&format!("content-length: {}\r\n\r\n", reply.body.len()));
+        let mut body = reply.body.clone();
+        if reply.trailers.is_empty() {
+            head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+        } else {
+            head.push_str("transfer-encoding: chunked\r\n\r\n");
+            let mut chunked = format!("{:x}\r\n", body.len()).into_bytes();
+            chunked.extend_from_slice(&body);
+            chunked.extend_from_slice(b"\r\n0\r\n");
+            for (k, v) in &reply.trailers {
+                chunked.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+            }
+            chunked.extend_from_slice(b"\r\n");
+            body = chunked;
+        }
         if w.write_all(head.as_bytes())
-            .and_then(|_| w.write_all(&reply.body))
+            .and_then(|_| w.write_all(&body))
             .is_err()
         {
             return;
@@ -187,7 +202,8 @@ fn connection(stream: TcpStream, calls: &Mutex<Vec<Call>>, handler: &Handler) {
 /// `x-private`, `vary`, `date`, and `set-cookie` twice. Asked by request headers:
 /// `x-echo-status: N` answers N; `x-echo-size: N` answers a JSON body of exactly N bytes
 /// (`x-echo-size: 0`: no body); `x-echo-gzip: 1` gzips the answer when the request's
-/// `accept-encoding` allows gzip.
+/// `accept-encoding` allows gzip; `x-echo-trailers: 1` sends it chunked with a trailer
+/// `x-checksum`.
 pub struct Echo {
     pub server: Server,
 }
@@ -252,10 +268,15 @@ fn echo(c: &Call) -> Reply {
         body = gzip(&body);
         headers.push(("content-encoding".into(), "gzip".into()));
     }
+    let mut trailers = Vec::new();
+    if c.header("x-echo-trailers").is_some() {
+        trailers.push(("x-checksum".to_string(), body.len().to_string()));
+    }
     Reply {
         status,
         headers,
         body,
+        trailers,
         ..Reply::default()
     }
 }
