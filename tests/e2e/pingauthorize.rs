@@ -405,7 +405,7 @@ fn denials_send_exactly_the_response_and_are_never_forwarded() {
 #[test]
 fn path_prefix_and_secret_header_are_configurable() {
     let (paz, echo) = (
-        PazDouble::start_with("/paz/v1", "x-paz-secret"),
+        PazDouble::start_with("/paz/v1", "x-paz-secret", AUTHORITY),
         Echo::start(),
     );
     let sb = json!({"path_prefix": "/paz/v1", "secret_header": "X-Paz-Secret"});
@@ -420,4 +420,58 @@ fn path_prefix_and_secret_header_are_configurable() {
     paz.one(Phase::Request, "prefix");
     paz.one(Phase::Response, "prefix");
     paz.assert_no_violations();
+}
+
+#[test]
+fn the_defaults_are_the_decisions_and_bad_sections_are_refused() {
+    // Only cluster and secret: authority = the cluster name, CLIENT-TOKEN, no prefix, fail
+    // closed, response call on.
+    let (paz, echo) = (
+        PazDouble::start_with("", "client-token", "paz"),
+        Echo::start(),
+    );
+    let sb = json!({"sideband": {"service": "pingauthorize", "cluster": "paz", "secret": SECRET}});
+    let envoy = launch(
+        &sb.to_string(),
+        &paz.server.cluster("paz"),
+        echo.server.port,
+        &opts(),
+    );
+    let get = |case: &str| {
+        harness::request(envoy.port, "GET", "/d", &[("x-test-case", case)], None).unwrap()
+    };
+    assert_eq!(get("defaults").status, 200);
+    paz.one(Phase::Response, "defaults");
+    paz.set(
+        "defaults-500",
+        Case {
+            request: OnRequest::Fail(500),
+            ..Case::default()
+        },
+    );
+    assert_eq!(
+        get("defaults-500").status,
+        502,
+        "fail_open defaults to false"
+    );
+    paz.assert_no_violations();
+    let refused = |overrides: Value, want: &str| {
+        let mut sb = json!({"service": "pingauthorize", "cluster": "paz", "secret": SECRET});
+        if let (Some(a), Some(b)) = (sb.as_object_mut(), overrides.as_object()) {
+            a.extend(b.clone());
+            a.retain(|_, v| !v.is_null());
+        }
+        let log = Envoy::refused(&json!({ "sideband": sb }).to_string());
+        let line = log
+            .lines()
+            .find(|l| l.contains("api-warden: invalid configuration:"));
+        let line = line.unwrap_or_else(|| panic!("no rejection line for {sb}:\n{log}"));
+        assert!(line.contains(want), "{sb}: {line}");
+    };
+    refused(json!({"secret": null}), "secret");
+    refused(json!({"cluster": null}), "cluster");
+    refused(json!({"bogus": 1}), "bogus");
+    refused(json!({"max_body_bytes": -1}), "max_body_bytes");
+    refused(json!({"timeout_ms": 0}), "timeout_ms");
+    refused(json!({"fail_open": "no"}), "fail_open");
 }

@@ -98,6 +98,7 @@ pub struct PazCall {
 struct Inner {
     prefix: String,
     secret_header: String,
+    authority: String,
     cases: Mutex<HashMap<String, Case>>,
     /// Overrides every case while set.
     all: Mutex<Option<Case>>,
@@ -117,14 +118,16 @@ pub struct PazDouble {
 impl PazDouble {
     /// Serve `{prefix}/sideband/request` and `{prefix}/sideband/response`.
     pub fn start(prefix: &str) -> PazDouble {
-        PazDouble::start_with(prefix, SECRET_HEADER)
+        PazDouble::start_with(prefix, SECRET_HEADER, AUTHORITY)
     }
 
-    /// [`PazDouble::start`] expecting the secret in header `secret_header` (lowercase).
-    pub fn start_with(prefix: &str, secret_header: &str) -> PazDouble {
+    /// [`PazDouble::start`] expecting the secret in header `secret_header` (lowercase) and
+    /// calls for `authority`.
+    pub fn start_with(prefix: &str, secret_header: &str, authority: &str) -> PazDouble {
         let inner = Arc::new(Inner {
             prefix: prefix.to_string(),
             secret_header: secret_header.to_string(),
+            authority: authority.to_string(),
             ..Inner::default()
         });
         let i = inner.clone();
@@ -359,7 +362,7 @@ fn check_http(inner: &Inner, c: &Call) -> Result<(), String> {
     let want = [
         ("content-type", "application/json"),
         (inner.secret_header.as_str(), SECRET),
-        ("host", AUTHORITY),
+        ("host", inner.authority.as_str()),
     ];
     for (name, value) in want {
         if c.header(name) != Some(value) {
