@@ -304,7 +304,9 @@ impl External for PazSideband {
             return Some(self.rate_limited(now_ms, outcome));
         }
         outcome.sideband = Some(Report::new(self.settings.service, now_ms));
-        if !end_of_stream {
+        // An upgrade (WebSocket) or CONNECT sends its data only after the answer: no body to wait for.
+        let tunnel = req.view.method == "CONNECT" || req.header("upgrade").is_some();
+        if !end_of_stream && !tunnel {
             return Some(Step::AwaitBody {
                 max_bytes: self.settings.max_body_bytes,
                 wait_ms: BODY_WAIT_MS,
@@ -412,7 +414,8 @@ impl External for PazSideband {
         let Some(x) = outcome.paz.as_mut().filter(|x| x.allowed && !x.responded) else {
             return ResponseStep::Continue;
         };
-        if !self.settings.response_call {
+        // 101 Switching Protocols starts a tunnel: nothing to rewrite.
+        if !self.settings.response_call || status == 101 {
             return ResponseStep::Continue;
         }
         x.responded = true;

@@ -388,3 +388,21 @@ fn locally_blocked_requests_are_never_sent_and_client_certificates_come_from_xfc
     let (_, step) = on_request_headers(&rt, &r, true, &store, 0);
     assert!(call_body(&step).get("client_certificate").is_none());
 }
+
+#[test]
+fn upgrades_are_called_without_waiting_for_a_body_and_101_is_not_held() {
+    let rt = runtime(json!({}));
+    let store = MemStore::default();
+    let r = req(
+        "GET",
+        "/shop/ws",
+        &[("connection", "upgrade"), ("upgrade", "websocket")],
+    );
+    let (mut o, step) = on_request_headers(&rt, &r, false, &store, 0);
+    assert!(call_body(&step).get("body").is_none());
+    resume(&rt, &answer(200, json!({})), &mut o, 1);
+    assert_eq!(
+        pipeline::on_response_headers(&rt, &mut o, 101, &[], false, 2),
+        ResponseStep::Continue
+    );
+}
