@@ -34,7 +34,10 @@ pub const MAX_FEED_BUCKETS: u32 = 65536;
 /// Longest value stored (longer values are refused).
 pub const MAX_VALUE_LEN: usize = 8192;
 pub(crate) const META_KEY: &str = "aw:meta";
-pub(crate) const META_VERSION: u32 = 1;
+/// The `aw:meta` version of this layout (2: dense feed buckets). Version 1 headers are read for
+/// their dynamic counts only.
+pub(crate) const META_VERSION: u32 = 2;
+pub(crate) const META_VERSION_1: u32 = 1;
 pub(crate) const CAS_RETRIES: usize = 64;
 
 /// Shared-data access: implemented by the host adapter over proxy-wasm shared data, and by
@@ -46,11 +49,15 @@ pub trait Store {
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
 }
 
+mod build;
 mod feed;
 mod layout;
 mod lookup;
 mod update;
 
+pub use build::{store_feed, FeedBuilder, FEED_BUCKET_BYTES, FEED_BUCKET_ENTRIES};
+#[cfg(test)]
+use build::feed_bucket_count;
 pub use feed::*;
 pub use layout::Meta;
 use layout::*;
