@@ -129,61 +129,64 @@ pub(super) fn longest(a: u32, b: u32) -> std::cmp::Ordering {
 }
 
 /// Write one type's entries into feed slot `slot`: returns (buckets, distinct entries).
+///
+/// Each entry becomes one sort key, `hash & !0xffff_ffff | position`: sorted, they come in
+/// bucket order (a bucket is the top bits of the hash), duplicates next to each other (same
+/// hash) and, among equal hashes, in arrival order. The arena is then read once, bucket by
+/// bucket.
 fn write_type(store: &impl Store, slot: u32, t: IdType, a: &Arena) -> Result<(u32, u32), UpdateError> {
     if a.count == 0 {
         return Ok((0, 0));
     }
     let nb = feed_bucket_count(a.count, a.bytes);
-    // Count per bucket, then index the entries by bucket (a counting sort of positions).
-    let mut of = Vec::with_capacity(a.count);
-    let mut starts = vec![0u32; nb as usize + 1];
-    for (_, _, v) in a.iter() {
-        let b = bucket_of(feed_hash(v), nb);
-        of.push(b);
-        if let Some(s) = starts.get_mut(b as usize + 1) {
-            *s += 1;
-        }
-    }
-    for i in 1..starts.len() {
-        let prev = starts.get(i - 1).copied().unwrap_or(0);
-        if let Some(s) = starts.get_mut(i) {
-            *s += prev;
-        }
-    }
-    let mut fill = starts.clone();
-    let mut index = vec![0u32; a.count];
-    for ((pos, _, _), b) in a.iter().zip(&of) {
-        if let Some(f) = fill.get_mut(*b as usize) {
-            if let Some(slot) = index.get_mut(*f as usize) {
-                *slot = pos;
-            }
-            *f += 1;
-        }
-    }
-    drop(of);
-    drop(fill);
-    let mut scratch: Vec<(u64, u32, &[u8])> = Vec::new();
+    let mut keys: Vec<u64> = a
+        .iter()
+        .map(|(pos, _, v)| feed_hash(v) & !0xffff_ffff | u64::from(pos))
+        .collect();
+    keys.sort_unstable();
+    let mut group: Vec<(u64, u32, &[u8])> = Vec::new();
     let mut out = Vec::new();
+    let mut key = String::new();
     let mut distinct = 0u32;
+    let mut rest = &keys[..];
     for b in 0..nb {
-        let lo = starts.get(b as usize).copied().unwrap_or(0) as usize;
-        let hi = starts.get(b as usize + 1).copied().unwrap_or(0) as usize;
-        scratch.clear();
-        for pos in index.get(lo..hi).unwrap_or_default() {
-            if let Some((exp, v)) = a.at(*pos) {
-                scratch.push((feed_hash(v), exp, v));
+        let n = rest
+            .iter()
+            .take_while(|k| feed_bucket_of(**k, nb) == b)
+            .count();
+        let (mine, tail) = rest.split_at(n);
+        rest = tail;
+        group.clear();
+        for k in mine {
+            let Some((exp, v)) = a.at(*k as u32) else {
+                continue;
+            };
+            let hash = k & !0xffff_ffff;
+            // A duplicate has the same hash, so it is among the entries just kept with it.
+            let same = group
+                .iter_mut()
+                .rev()
+                .take_while(|g| g.0 == hash)
+                .find(|g| g.2 == v);
+            match same {
+                Some(g) => {
+                    if longest(exp, g.1).is_lt() {
+                        g.1 = exp;
+                    }
+                }
+                None => group.push((hash, exp, v)),
             }
         }
-        scratch.sort_unstable_by(|x, y| x.0.cmp(&y.0).then(x.2.cmp(y.2)).then(longest(x.1, y.1)));
-        scratch.dedup_by(|later, first| later.2 == first.2);
         out.clear();
-        for (h, exp, v) in &scratch {
+        for (h, exp, v) in &group {
             encode_feed(&mut out, *h, v, u64::from(*exp));
         }
-        distinct += scratch.len() as u32;
+        distinct += group.len() as u32;
         // Every bucket is written, the empty ones too: the slot may still hold data of an
         // older generation whose clean-up did not finish, and it must not show.
-        if !store.set(&feed_key(slot, t, b), &out, None) {
+        key.clear();
+        push_feed_key(&mut key, slot, t, b);
+        if !store.set(&key, &out, None) {
             return Err(UpdateError::Store(format!(
                 "writing {} feed bucket {b} failed",
                 t.as_str()
@@ -247,3 +250,6 @@ pub fn store_feed(store: &impl Store, feed: &FeedBuilder) -> Result<(u32, usize)
     }
     Ok((new_gen, new_counts.iter().map(|c| *c as usize).sum()))
 }
+
+#[cfg(test)]
+mod tests;

@@ -251,11 +251,18 @@ pub(super) fn read_tail(b: &[u8]) -> Option<(u32, &[u8], &[u8])> {
     Some((expires, tail.get(..len)?, tail.get(len..)?))
 }
 
-/// The fingerprint kept per feed entry: hash bits the bucket choice does not use (it takes them
-/// from the upper half). It only skips other values quickly; a match is confirmed by comparing
-/// the values, so a collision never blocks the wrong client.
+/// The fingerprint kept per feed entry: bits 32 to 47 of the hash, which the bucket choice does
+/// not use (it takes at most the top 16, [`MAX_FEED_BUCKETS`]). It only skips other values
+/// quickly; a match is confirmed by comparing the values, so a collision never blocks the wrong
+/// client.
 pub(super) fn feed_fp(hash: u64) -> u16 {
-    hash as u16
+    (hash >> 32) as u16
+}
+
+/// The feed bucket of a hash: its top bits (`buckets` is a power of two; any other count still
+/// gives a bucket below it).
+pub(super) fn feed_bucket_of(hash: u64, buckets: u32) -> u32 {
+    (((hash >> 32) * u64::from(buckets)) >> 32) as u32
 }
 
 /// Walk a feed bucket: (fingerprint, expires, value bytes). Stops at a truncated entry.
@@ -321,11 +328,15 @@ pub(super) fn dyn_key(list: ListKind, t: IdType, bucket: u32) -> String {
 
 pub(super) fn feed_key(slot: u32, t: IdType, bucket: u32) -> String {
     let mut k = String::with_capacity(24);
+    push_feed_key(&mut k, slot, t, bucket);
+    k
+}
+
+pub(super) fn push_feed_key(k: &mut String, slot: u32, t: IdType, bucket: u32) {
     k.push_str("aw:f");
-    push_u32(&mut k, slot);
+    push_u32(k, slot);
     k.push(':');
     k.push_str(t.as_str());
     k.push(':');
-    push_u32(&mut k, bucket);
-    k
+    push_u32(k, bucket);
 }

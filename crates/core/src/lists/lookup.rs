@@ -198,7 +198,7 @@ impl<'a, S: Store> Lookup<'a, S> {
             let nb = meta.feed_buckets.get(ti).copied().unwrap_or(0);
             if count > 0 && nb > 0 {
                 let h = feed_hash(value.as_bytes());
-                let bucket = bucket_of(h, nb);
+                let bucket = feed_bucket_of(h, nb);
                 let read = || self.store.get(&feed_key(meta.generation % 2, t, bucket)).0;
                 return match self.cache {
                     Some(c) => c.find((meta.generation, ti, bucket), value, h, self.now, read),
