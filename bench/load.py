@@ -13,7 +13,8 @@ Figures per run:
                       page's last entry, sent every 5 ms)
   bytes_per_entry     (RSS once loaded - RSS of the same Envoy with the empty feed, under the same
                       traffic) / total entries: Envoy's shared data, the VMs' memory, everything
-  p99_us_during_load  p99 latency of the probe (one keep-alive connection, one request every 2 ms)
+  p99_us_during_load  p99 latency of the probe (one keep-alive connection, one request due every 5 ms,
+                      latency counted from when it was due)
                       over the requests sent during the load
   rps_during_load     requests Envoy served per second during the load (admin counter)
   + the same figures for a second, identical load (`reload_*`: the steady state of periodic polls,
@@ -115,17 +116,19 @@ class FeedServer:
             page = int(path.rsplit("page=", 1)[1]) if "page=" in path else 0
             self.log.append((time.time(), page))
             if page == 0:
+                if self.starts and self.served >= len(self.pages):
+                    return 503, b"", []  # the next interval's poll, after this load's last page
+                # A first attempt, or a retry after a failed page (the load is timed from it).
                 self.starts += 1
-                if self.starts > 1:
-                    return 503, b"", []  # the next interval's poll while this load runs
-                self.first_request = time.time()
+                self.first_request, self.served = time.time(), 0
+            self.served += 1
             return 200, self.pages[min(page, len(self.pages) - 1)], []
 
     def load(self, i):
         last = self.base[-1].replace(b'"api_key":[', b'"api_key":["canary-%d",' % i, 1)
         with self.lock:
             self.pages = self.base[:-1] + [last]
-            self.mode, self.first_request, self.starts, self.log = "full", None, 0, []
+            self.mode, self.first_request, self.starts, self.log, self.served = "full", None, 0, [], 0
 
     def hold(self):
         with self.lock:
@@ -148,7 +151,7 @@ def plugin_config():
         "apis": apis,
         "deny_list": {"username": ["mallory"]},
         "allow_list": {"ip": ["192.0.2.10"]},
-        "attack_list": {"cluster": "abs", "path": "/attacks", "interval_s": 5, "timeout_ms": 4500},
+        "attack_list": {"cluster": "abs", "path": "/attacks", "interval_s": 5, "timeout_ms": 4900},
     })
 
 
@@ -176,14 +179,17 @@ def probe(port, headers_list, interval, stop, out, first403):
         if status == 403 and first403[i] == 0:
             first403[i] = t1
         # The schedule is kept after a stall (the requests it held back leave at once, and their
-        # latency counts from when they were due), so a stall counts for every request it delays.
+        # latency counts from when they were due), so a stall counts for every request it delays;
+        # a probe more than 2 s behind (it cannot keep up at all) starts a new schedule.
         nxt += interval
+        if time.time() - nxt > 2:
+            nxt = time.time()
         time.sleep(max(0.0, nxt - time.time()))
     out.send(rows)
 
 
 class Traffic:
-    """wrk (8 connections), the probe (every 2 ms) and the canaries (every 5 ms), started together."""
+    """wrk (8 connections), the probe (every 5 ms) and the canaries (every 5 ms), started together."""
 
     def __init__(self, port, loads):
         cmd = ["wrk", "-t1", "-c8", "-d600s", "--latency"]
@@ -195,7 +201,7 @@ class Traffic:
         self.first403 = multiprocessing.Array("d", loads)
         self.procs = []
         canaries = [dict(HEADERS, **{"x-api-key": "canary-%d" % i}) for i in range(loads)]
-        for headers, interval, first in (([HEADERS], 0.002, multiprocessing.Array("d", 1)),
+        for headers, interval, first in (([HEADERS], 0.005, multiprocessing.Array("d", 1)),
                                          (canaries, 0.005 / loads, self.first403)):
             rx, tx = multiprocessing.Pipe(duplex=False)
             p = multiprocessing.Process(target=probe, args=(port, headers, interval, self.stop, tx, first),
@@ -272,9 +278,10 @@ def run(wasm, pages, per_type, tag, loads):
                 time.sleep(0.02)
             feed.hold()
             pages_at = [round(t - feed.first_request, 3) for t, p in feed.log]
+            attempts = feed.starts
             time.sleep(3)  # traffic after the load
             phases.append({"start": feed.first_request, "end": traffic.first403[i], "rss0_kib": rss0,
-                           "pages_at": pages_at,
+                           "pages_at": pages_at, "attempts": attempts,
                            "after": time.time(), "rss1_kib": sampler.rss(time.time())})
         probe_rows, _, wrk_out = traffic.finish()
         traffic = None
@@ -294,6 +301,7 @@ def run(wasm, pages, per_type, tag, loads):
                 pre + "rss_peak_mib": max(r[1] for r in sampler.rows if ph["start"] <= r[0] <= ph["after"]) / 1024,
                 pre + "rss_mib": ph["rss1_kib"] / 1024,
                 pre + "pages_at_s": ph["pages_at"],
+                pre + "attempts": ph["attempts"],
             })
         idle = [lat for t, lat, s, _ in probe_rows if t < phases[0]["start"] - 0.1]
         out["p99_us_idle"] = pct(idle, 0.99) * 1e6

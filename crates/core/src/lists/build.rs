@@ -45,7 +45,7 @@ impl Arena {
         if self
             .chunks
             .last()
-            .is_none_or(|c| c.capacity() - c.len() < need)
+            .map_or(true, |c| c.capacity() - c.len() < need)
         {
             self.chunks.push(Vec::with_capacity(CHUNK));
         }
@@ -134,7 +134,12 @@ pub(super) fn longest(a: u32, b: u32) -> std::cmp::Ordering {
 /// bucket order (a bucket is the top bits of the hash), duplicates next to each other (same
 /// hash) and, among equal hashes, in arrival order. The arena is then read once, bucket by
 /// bucket.
-fn write_type(store: &impl Store, slot: u32, t: IdType, a: &Arena) -> Result<(u32, u32), UpdateError> {
+fn write_type(
+    store: &impl Store,
+    slot: u32,
+    t: IdType,
+    a: &Arena,
+) -> Result<(u32, u32), UpdateError> {
     if a.count == 0 {
         return Ok((0, 0));
     }

@@ -105,12 +105,7 @@ fn entries_round_trip_at_the_encoding_edges() {
 /// A random value of type `t`: short and long ones, some sharing prefixes.
 fn random_value(r: &mut Rng, t: IdType) -> String {
     match t {
-        IdType::Ip => format!(
-            "10.{}.{}.{}",
-            r.below(4),
-            r.below(256),
-            r.below(256)
-        ),
+        IdType::Ip => format!("10.{}.{}.{}", r.below(4), r.below(256), r.below(256)),
         _ => {
             let len = match r.below(10) {
                 0 => 60 + r.below(140) as usize,
@@ -159,7 +154,11 @@ fn large_random_feeds_agree_with_a_plain_set() {
                     .get(v)
                     .is_some_and(|e| *e == 0 || *e > now)
                     .then_some(Source::AttackList);
-                assert_eq!(deny(&s, *t, v, now), want, "{t:?} {v} at {now}, round {round}");
+                assert_eq!(
+                    deny(&s, *t, v, now),
+                    want,
+                    "{t:?} {v} at {now}, round {round}"
+                );
             }
         }
         for t in IdType::ALL {
@@ -184,7 +183,13 @@ fn pages_built_one_by_one_equal_the_merged_feed() {
     let pages: Vec<String> = (0..4)
         .map(|p| {
             let users: Vec<String> = (0..500)
-                .map(|i| format!(r#"{{"value": "u{}", "ttl_s": {}}}"#, (i * 7 + p * 3) % 900, p))
+                .map(|i| {
+                    format!(
+                        r#"{{"value": "u{}", "ttl_s": {}}}"#,
+                        (i * 7 + p * 3) % 900,
+                        p
+                    )
+                })
                 .collect();
             format!(
                 r#"{{"usernames": [{}], "ips": ["192.0.2.{p}", "2001:DB8::{p}", "bad"]}}"#,
@@ -240,11 +245,18 @@ fn a_bad_page_is_an_error_and_buckets_stay_small() {
     let nb = Meta::load(&s).0.feed_buckets[2];
     assert_eq!(nb, 4096);
     let sizes: Vec<usize> = (0..nb)
-        .map(|b| s.get(&feed_key(1, IdType::ApiKey, b)).0.map_or(0, |v| v.len()))
+        .map(|b| {
+            s.get(&feed_key(1, IdType::ApiKey, b))
+                .0
+                .map_or(0, |v| v.len())
+        })
         .collect();
     let max = sizes.iter().max().copied().unwrap_or(0);
     let mean = sizes.iter().sum::<usize>() / sizes.len();
-    assert!(mean < 1024 && max < 2 * mean + 512, "mean {mean}, max {max}");
+    assert!(
+        mean < 1024 && max < 2 * mean + 512,
+        "mean {mean}, max {max}"
+    );
 }
 
 #[test]
