@@ -11,11 +11,16 @@
 //!   set into the inactive slot, then flips the generation in `aw:meta` with CAS: requests see the
 //!   old set or the new one, never a mix. The old slot is then cleared.
 //!
-//! A bucket is a concatenation of entries `[fp u32][expires u32][source u8][len u16][value]`
-//! (little-endian; `expires` in Unix seconds, 0 = never). Lookups copy one bucket (a few hundred
-//! bytes at 1,000,000 entries per type) and compare values exactly, so a hash collision can never
-//! block the wrong client. Configuration entries are not stored here: every VM holds them in a
-//! `HashSet` compiled from the configuration.
+//! A dynamic bucket is a concatenation of entries `[fp u32][expires u32][source u8][len u16][value]`
+//! (little-endian; `expires` in Unix seconds, 0 = never). A feed bucket is denser (every entry
+//! is an attack-list one): `[fp u16][varint len << 1 | has_expiry][expires u32, only if it has
+//! one][value]`, chosen by the top bits of a mixed 64-bit hash, about [`FEED_BUCKET_ENTRIES`]
+//! entries each. Lookups copy one bucket and compare values exactly (the fingerprint only skips
+//! the others), so a hash collision can never block the wrong client. Configuration entries are
+//! not stored here: every VM holds them in a `HashSet` compiled from the configuration.
+//!
+//! A feed is read page by page into a [`FeedBuilder`] (compact per-type arenas, no `String` per
+//! value) and written when the last page is in ([`store_feed`]).
 //!
 //! Feed buckets never change while their generation is live (a replacement writes the other slot,
 //! then flips the generation), so each VM keeps the feed buckets it read in a small
@@ -34,7 +39,10 @@ pub const MAX_FEED_BUCKETS: u32 = 65536;
 /// Longest value stored (longer values are refused).
 pub const MAX_VALUE_LEN: usize = 8192;
 pub(crate) const META_KEY: &str = "aw:meta";
-pub(crate) const META_VERSION: u32 = 1;
+/// The `aw:meta` version of this layout (2: dense feed buckets). Version 1 headers are read for
+/// their dynamic counts only.
+pub(crate) const META_VERSION: u32 = 2;
+pub(crate) const META_VERSION_1: u32 = 1;
 pub(crate) const CAS_RETRIES: usize = 64;
 
 /// Shared-data access: implemented by the host adapter over proxy-wasm shared data, and by
@@ -46,11 +54,15 @@ pub trait Store {
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
 }
 
+mod build;
 mod feed;
 mod layout;
 mod lookup;
 mod update;
 
+#[cfg(test)]
+use build::feed_bucket_count;
+pub use build::{store_feed, FeedBuilder, FEED_BUCKET_BYTES, FEED_BUCKET_ENTRIES};
 pub use feed::*;
 pub use layout::Meta;
 use layout::*;

@@ -15,7 +15,7 @@
 
 use crate::call::{CallAnswer, CallRequest};
 use crate::host::{Host, Store};
-use crate::lists::{self, Feed, Meta};
+use crate::lists::{self, FeedBuilder, Meta};
 use crate::services::AttackListSettings;
 use crate::stats::Counter;
 
@@ -145,11 +145,10 @@ fn take_field(b: &[u8]) -> Option<(Option<String>, &[u8])> {
     Some(((!v.is_empty()).then(|| v.to_string()), rest))
 }
 
-/// Pages of a paginated attack list read so far.
+/// Pages of a paginated attack list read so far (kept compactly, see [`FeedBuilder`]).
 #[derive(Debug, Default)]
 struct Partial {
-    feed: Feed,
-    skipped: usize,
+    feed: FeedBuilder,
     pages: u32,
 }
 
@@ -304,10 +303,8 @@ impl Poller {
                 answer.body_size, a.max_body_bytes
             ));
         }
-        let (page, skipped, next) = Feed::parse_page_at(&answer.body, host.now_ms())?;
         let mut partial = self.partial.take().unwrap_or_default();
-        partial.feed.merge(page);
-        partial.skipped += skipped;
+        let next = partial.feed.add_page(&answer.body, host.now_ms())?;
         let pages = partial.pages;
         match next {
             Some(n) if !n.starts_with('/') => Err(format!(
@@ -326,7 +323,7 @@ impl Poller {
                     .map_err(|e| format!("requesting page {}: {e}", pages + 2))
             }
             None => {
-                let g = lists::replace_feed(host, &partial.feed).map_err(|e| e.to_string())?;
+                let (g, n) = lists::store_feed(host, &partial.feed).map_err(|e| e.to_string())?;
                 // Only a one-page feed is described by its validators.
                 let v = if pages == 0 {
                     Validators::of(answer)
@@ -336,7 +333,7 @@ impl Poller {
                 if !v.save(host, g) {
                     log::warn!("api-warden: attack-list validators not stored");
                 }
-                Ok(Step::Loaded(g, partial.feed.len(), partial.skipped))
+                Ok(Step::Loaded(g, n, partial.feed.skipped))
             }
         }
     }

@@ -47,20 +47,21 @@ impl Feed {
         body: &[u8],
         now_ms: u64,
     ) -> Result<(Feed, usize, Option<String>), String> {
-        let raw = de::parse(body, now_ms)?;
-        let mut feed = Feed::default();
-        let mut skipped = raw.skipped;
-        for (t, items) in IdType::ALL.into_iter().zip(raw.values) {
-            let mut out: Vec<(String, u64)> = Vec::with_capacity(items.len());
-            for (item, expires) in items {
-                match check_value(t, &item) {
-                    Ok(v) => out.push((v, expires)),
-                    Err(_) => skipped += 1,
+        let mut items: [Vec<(String, u64)>; 5] = Default::default();
+        let mut bad = 0usize;
+        let raw = de::parse(body, now_ms, &mut |t, v, e| match checked(t, v) {
+            Ok(v) => {
+                if let Some(slot) = items.get_mut(type_idx(t)) {
+                    slot.push((v.into_owned(), e));
                 }
             }
+            Err(_) => bad += 1,
+        })?;
+        let mut feed = Feed::default();
+        for (t, out) in IdType::ALL.into_iter().zip(items) {
             feed.set(t, out);
         }
-        Ok((feed, skipped, raw.next))
+        Ok((feed, raw.skipped + bad, raw.next))
     }
 
     /// Store one type's entries, sorted and de-duplicated.
@@ -138,94 +139,27 @@ fn longest(a: u64, b: u64) -> std::cmp::Ordering {
     key(b).cmp(&key(a))
 }
 
-mod de;
+pub(super) mod de;
 
 #[cfg(test)]
 mod tests;
 
-pub(super) fn feed_bucket_count(n: usize) -> u32 {
-    let want = (n / 8).max(1).next_power_of_two();
-    (want.min(MAX_FEED_BUCKETS as usize) as u32).max(1)
+/// Parse one page, handing its items to `sink` (see [`de::parse`]).
+pub(super) fn parse_items(
+    body: &[u8],
+    now_ms: u64,
+    sink: &mut dyn FnMut(IdType, &str, u64),
+) -> Result<de::Raw, String> {
+    de::parse(body, now_ms, sink)
 }
 
-/// Replace the feed atomically: write every bucket of the new generation into the inactive slot,
-/// flip the generation in `aw:meta` with CAS, then clear the previous slot. Returns the new
-/// generation.
+/// Replace the feed atomically with `feed` (see [`store_feed`]). Returns the new generation.
 pub fn replace_feed(store: &impl Store, feed: &Feed) -> Result<u32, UpdateError> {
-    let (old, _) = Meta::load(store);
-    let new_gen = old.generation.wrapping_add(1).max(1);
-    let slot = new_gen % 2;
-    let mut new_buckets = [0u32; 5];
-    let mut new_counts = [0u32; 5];
+    let mut b = FeedBuilder::default();
     for t in IdType::ALL {
-        let ti = type_idx(t);
-        let values = feed.values.get(ti).map(Vec::as_slice).unwrap_or(&[]);
-        if values.is_empty() {
-            continue;
-        }
-        let nb = feed_bucket_count(values.len());
-        let mut buckets: Vec<Vec<u8>> = vec![Vec::new(); nb as usize];
-        let expires = feed.expires.get(ti);
-        for v in values {
-            let h = fnv1a(v.as_bytes());
-            let e = expires.and_then(|m| m.get(v)).copied().unwrap_or(0);
-            if let Some(out) = buckets.get_mut(bucket_of(h, nb) as usize) {
-                encode_raw(out, h, v, Source::AttackList, e);
-            }
-        }
-        // Write every bucket of the new generation, the empty ones too: the slot may still hold
-        // data of an older generation whose clean-up did not finish, and it must not show.
-        for (b, bytes) in (0..nb).zip(&buckets) {
-            if !store.set(&feed_key(slot, t, b), bytes, None) {
-                return Err(UpdateError::Store(format!(
-                    "writing {} feed bucket {b} failed",
-                    t.as_str()
-                )));
-            }
-        }
-        if let Some(x) = new_buckets.get_mut(ti) {
-            *x = nb;
-        }
-        if let Some(x) = new_counts.get_mut(ti) {
-            *x = values.len() as u32;
+        for v in feed.values.get(type_idx(t)).into_iter().flatten() {
+            b.push(t, v, feed.expiry_of(t, v));
         }
     }
-    let mut previous = Meta::default();
-    let mut superseded = false;
-    let ok = Meta::update(store, |m| {
-        previous = m.clone();
-        // Another writer flipped the feed while we wrote (overlapping polls): our slot may be
-        // the one it just made live. Leave its generation alone and never clear its slot.
-        superseded = m.generation != old.generation;
-        if !superseded {
-            m.generation = new_gen;
-            m.feed_buckets = new_buckets;
-            m.feed_count = new_counts;
-        }
-    });
-    if !ok {
-        return Err(UpdateError::Contention);
-    }
-    if superseded {
-        return Err(UpdateError::Superseded);
-    }
-    // Clear the slot the previous generation used (it is no longer referenced).
-    if previous.generation > 0 {
-        let old_slot = previous.generation % 2;
-        for t in IdType::ALL {
-            let ti = type_idx(t);
-            if previous.feed_count.get(ti).copied().unwrap_or(0) == 0 {
-                continue;
-            }
-            for b in 0..previous.feed_buckets.get(ti).copied().unwrap_or(0) {
-                let key = feed_key(old_slot, t, b);
-                if let (Some(v), _) = store.get(&key) {
-                    if !v.is_empty() {
-                        store.set(&key, &[], None);
-                    }
-                }
-            }
-        }
-    }
-    Ok(new_gen)
+    store_feed(store, &b).map(|(g, _)| g)
 }

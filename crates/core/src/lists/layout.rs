@@ -29,6 +29,18 @@ pub(super) fn fnv1a(bytes: &[u8]) -> u64 {
     h.finish()
 }
 
+/// The hash of a feed value: FNV-1a mixed with MurmurHash3's finalizer, so that every bit
+/// depends on every byte (FNV-1a's bits 32 to 39 barely change with a value's last byte, which
+/// fills some buckets several times over when there are few of them).
+pub(super) fn feed_hash(bytes: &[u8]) -> u64 {
+    let mut k = fnv1a(bytes);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^ (k >> 33)
+}
+
 pub(super) fn bucket_of(hash: u64, buckets: u32) -> u32 {
     ((hash >> 32) as u32) % buckets.max(1)
 }
@@ -73,7 +85,8 @@ impl Meta {
         let mut words = b
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes(c.try_into().unwrap_or([0; 4])));
-        if b.len() != Self::LEN || words.next() != Some(META_VERSION) {
+        let version = words.next();
+        if b.len() != Self::LEN || !matches!(version, Some(META_VERSION | META_VERSION_1)) {
             return Meta::default();
         }
         let mut m = Meta {
@@ -87,6 +100,14 @@ impl Meta {
             .chain(m.dyn_count.iter_mut().flatten())
         {
             *x = words.next().unwrap_or(0);
+        }
+        if version == Some(META_VERSION_1) {
+            // Written by a version whose feed buckets this one cannot read (an in-place upgrade):
+            // keep the dynamic entries, forget the feed. Generation 0 also voids the stored
+            // validators, so the next poll fetches the whole feed again.
+            m.generation = 0;
+            m.feed_buckets = [0; 5];
+            m.feed_count = [0; 5];
         }
         m
     }
@@ -179,6 +200,101 @@ pub(super) fn find(bucket: &[u8], value: &str, now: u64) -> Option<Source> {
         .map(|(_, _, s, _)| Source::from_code(s))
 }
 
+/// Append one feed entry (see the bucket layout in the parent module):
+/// `[fp u16][varint len << 1 | has_expiry][expires u32, if it has one][value]`.
+pub(super) fn encode_feed(out: &mut Vec<u8>, hash: u64, value: &[u8], expires_at: u64) {
+    out.extend_from_slice(&feed_fp(hash).to_le_bytes());
+    encode_tail(out, value, expires_at);
+}
+
+/// The part of a feed entry after its fingerprint (also how the VM keeps a feed being built).
+pub(super) fn encode_tail(out: &mut Vec<u8>, value: &[u8], expires_at: u64) {
+    let expires = expires_at.min(u64::from(u32::MAX)) as u32;
+    let mut tag = (value.len() as u32) << 1 | u32::from(expires != 0);
+    loop {
+        let b = (tag & 0x7f) as u8;
+        tag >>= 7;
+        if tag == 0 {
+            out.push(b);
+            break;
+        }
+        out.push(b | 0x80);
+    }
+    if expires != 0 {
+        out.extend_from_slice(&expires.to_le_bytes());
+    }
+    out.extend_from_slice(value);
+}
+
+/// Read one [`encode_tail`]: (expires, value, the rest). `None` when truncated.
+pub(super) fn read_tail(b: &[u8]) -> Option<(u32, &[u8], &[u8])> {
+    let mut tag = 0u32;
+    let mut tail = b;
+    for shift in [0u32, 7, 14, 21] {
+        let (byte, t) = tail.split_first()?;
+        tail = t;
+        tag |= u32::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        if shift == 21 {
+            return None;
+        }
+    }
+    let mut expires = 0;
+    if tag & 1 == 1 {
+        let (e, t) = tail.split_first_chunk::<4>()?;
+        expires = u32::from_le_bytes(*e);
+        tail = t;
+    }
+    let len = (tag >> 1) as usize;
+    Some((expires, tail.get(..len)?, tail.get(len..)?))
+}
+
+/// The fingerprint kept per feed entry: bits 32 to 47 of the hash, which the bucket choice does
+/// not use (it takes at most the top 16, [`MAX_FEED_BUCKETS`]). It only skips other values
+/// quickly; a match is confirmed by comparing the values, so a collision never blocks the wrong
+/// client.
+pub(super) fn feed_fp(hash: u64) -> u16 {
+    (hash >> 32) as u16
+}
+
+/// The feed bucket of a hash: its top bits (`buckets` is a power of two; any other count still
+/// gives a bucket below it).
+pub(super) fn feed_bucket_of(hash: u64, buckets: u32) -> u32 {
+    (((hash >> 32) * u64::from(buckets)) >> 32) as u32
+}
+
+/// Walk a feed bucket: (fingerprint, expires, value bytes). Stops at a truncated entry.
+pub(super) fn walk_feed(bucket: &[u8]) -> impl Iterator<Item = (u16, u32, &[u8])> {
+    let mut rest = bucket;
+    std::iter::from_fn(move || {
+        let (fp, tail) = rest.split_first_chunk::<2>()?;
+        let (expires, value, tail) = read_tail(tail)?;
+        rest = tail;
+        Some((u16::from_le_bytes(*fp), expires, value))
+    })
+}
+
+/// Find a live entry for `value` (whose hash is `hash`) in a feed bucket.
+pub(super) fn find_feed(bucket: &[u8], value: &str, hash: u64, now: u64) -> Option<Source> {
+    let fp = feed_fp(hash);
+    walk_feed(bucket)
+        .any(|(f, exp, v)| f == fp && v == value.as_bytes() && live(exp, now))
+        .then_some(Source::AttackList)
+}
+
+/// Every entry of a feed bucket.
+pub(super) fn decode_feed_bucket(bucket: &[u8]) -> Vec<Entry> {
+    walk_feed(bucket)
+        .map(|(_, exp, v)| Entry {
+            value: crate::parse::lossy(v.to_vec()),
+            source: Source::AttackList,
+            expires_at: u64::from(exp),
+        })
+        .collect()
+}
+
 /// Append `n` in decimal (keys are built on the request path: no `format!` machinery).
 pub(super) fn push_u32(out: &mut String, n: u32) {
     let mut buf = [0u8; 10];
@@ -212,11 +328,15 @@ pub(super) fn dyn_key(list: ListKind, t: IdType, bucket: u32) -> String {
 
 pub(super) fn feed_key(slot: u32, t: IdType, bucket: u32) -> String {
     let mut k = String::with_capacity(24);
+    push_feed_key(&mut k, slot, t, bucket);
+    k
+}
+
+pub(super) fn push_feed_key(k: &mut String, slot: u32, t: IdType, bucket: u32) {
     k.push_str("aw:f");
-    push_u32(&mut k, slot);
+    push_u32(k, slot);
     k.push(':');
     k.push_str(t.as_str());
     k.push(':');
-    push_u32(&mut k, bucket);
-    k
+    push_u32(k, bucket);
 }

@@ -94,24 +94,26 @@ impl FeedCache {
         &self,
         key: (u32, usize, u32),
         value: &str,
+        hash: u64,
         now: u64,
         read: impl FnOnce() -> Option<Vec<u8>>,
     ) -> Option<Source> {
         let (generation, type_idx, bucket) = key;
         let i = Self::slot(type_idx, bucket);
+        let find = |b: &[u8]| find_feed(b, value, hash, now);
         let Ok(mut slots) = self.slots.try_borrow_mut() else {
-            return read().and_then(|b| find(&b, value, now));
+            return read().and_then(|b| find(&b));
         };
         if slots.is_empty() {
             slots.resize_with(FEED_CACHE_SLOTS, || None);
         }
         if let Some(Some(c)) = slots.get(i) {
             if c.generation == generation && c.type_idx == type_idx && c.bucket == bucket {
-                return find(&c.bytes, value, now);
+                return find(&c.bytes);
             }
         }
         let bytes = read()?;
-        let found = find(&bytes, value, now);
+        let found = find(&bytes);
         if bytes.len() <= FEED_CACHE_MAX_BUCKET {
             if let Some(slot) = slots.get_mut(i) {
                 *slot = Some(CachedBucket {
@@ -195,11 +197,12 @@ impl<'a, S: Store> Lookup<'a, S> {
             let count = meta.feed_count.get(ti).copied().unwrap_or(0);
             let nb = meta.feed_buckets.get(ti).copied().unwrap_or(0);
             if count > 0 && nb > 0 {
-                let bucket = bucket_of(h, nb);
+                let h = feed_hash(value.as_bytes());
+                let bucket = feed_bucket_of(h, nb);
                 let read = || self.store.get(&feed_key(meta.generation % 2, t, bucket)).0;
                 return match self.cache {
-                    Some(c) => c.find((meta.generation, ti, bucket), value, self.now, read),
-                    None => read().and_then(|b| find(&b, value, self.now)),
+                    Some(c) => c.find((meta.generation, ti, bucket), value, h, self.now, read),
+                    None => read().and_then(|b| find_feed(&b, value, h, self.now)),
                 };
             }
         }

@@ -38,6 +38,11 @@ impl std::fmt::Display for UpdateError {
 /// Check a value before it is stored (and canonicalize IPs as the identified peer is:
 /// `2001:DB8::1` → `2001:db8::1`, `::ffff:192.0.2.1` → `192.0.2.1`).
 pub fn check_value(t: IdType, value: &str) -> Result<String, UpdateError> {
+    checked(t, value).map(std::borrow::Cow::into_owned)
+}
+
+/// [`check_value`] without a copy when the value is stored as it is.
+pub(super) fn checked(t: IdType, value: &str) -> Result<std::borrow::Cow<'_, str>, UpdateError> {
     if value.is_empty() {
         return Err(UpdateError::BadValue("value is empty".into()));
     }
@@ -48,9 +53,10 @@ pub fn check_value(t: IdType, value: &str) -> Result<String, UpdateError> {
     }
     if t == IdType::Ip {
         return crate::parse::canonical_ip(value)
+            .map(std::borrow::Cow::Owned)
             .ok_or_else(|| UpdateError::BadValue(format!("{value:?} is not an IP address")));
     }
-    Ok(value.to_string())
+    Ok(std::borrow::Cow::Borrowed(value))
 }
 
 /// Add (or refresh) a dynamic entry. Returns true when it was new.
@@ -184,7 +190,7 @@ pub fn feed_entries(store: &impl Store, t: IdType, limit: usize) -> Vec<Entry> {
             break;
         }
         if let (Some(v), _) = store.get(&feed_key(meta.generation % 2, t, b)) {
-            out.extend(decode_bucket(&v));
+            out.extend(decode_feed_bucket(&v));
         }
     }
     out.truncate(limit);

@@ -2,6 +2,7 @@
 //! [`Feed::parse_page`](super::Feed::parse_page)): the values are read straight into per-type
 //! vectors, with no JSON tree of the whole document. No host calls.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -31,39 +32,42 @@ fn key_type(key: &str) -> Option<(IdType, Shape)> {
     Some((abs, Shape::Abs))
 }
 
-/// The values per type with their expiry (Unix seconds, 0 = never), the count of unusable
-/// items, the shape seen and `next`.
+/// Where the items go as they are read: (type, value, expiry in Unix seconds, 0 = never).
+pub(super) type Sink<'s> = &'s mut dyn FnMut(IdType, &str, u64);
+
+/// The count of unusable items, the shape seen and `next` (the items went to the sink).
 #[derive(Default)]
-pub(super) struct Raw {
-    pub(super) values: [Vec<(String, u64)>; 5],
-    pub(super) skipped: usize,
+pub(in crate::lists) struct Raw {
+    pub(in crate::lists) skipped: usize,
     pub(super) shape: Option<Shape>,
     /// `next`: the path of the following page, when the feed is paginated.
-    pub(super) next: Option<String>,
+    pub(in crate::lists) next: Option<String>,
 }
 
-/// Parse `body`; relative TTLs count from `now_ms`.
-pub(super) fn parse(body: &[u8], now_ms: u64) -> Result<Raw, String> {
+/// Parse `body`, handing every item to `sink` as it is read (a document that turns out bad may
+/// have handed some over: the caller drops what it got); relative TTLs count from `now_ms`.
+pub(super) fn parse(body: &[u8], now_ms: u64, sink: Sink) -> Result<Raw, String> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let raw = DocSeed { now_ms }
+    let raw = DocSeed { now_ms, sink }
         .deserialize(&mut de)
         .and_then(|raw| de.end().map(|()| raw))
         .map_err(|e| format!("attack list is not valid: {e}"))?;
     Ok(raw)
 }
 
-struct DocSeed {
+struct DocSeed<'s> {
     now_ms: u64,
+    sink: Sink<'s>,
 }
 
-impl<'de> DeserializeSeed<'de> for DocSeed {
+impl<'de> DeserializeSeed<'de> for DocSeed<'_> {
     type Value = Raw;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Raw, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for DocSeed {
+impl<'de> Visitor<'de> for DocSeed<'_> {
     type Value = Raw;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -91,19 +95,19 @@ impl<'de> Visitor<'de> for DocSeed {
             }
             raw.shape = Some(shape);
             let seed = ItemsSeed {
-                now_ms: self.now_ms,
-                shape,
+                ctx: Ctx {
+                    now_ms: self.now_ms,
+                    shape,
+                },
+                t,
+                sink: &mut *self.sink,
             };
-            let items = if t == IdType::Cookie && shape == Shape::Abs {
+            let skipped = if t == IdType::Cookie && shape == Shape::Abs {
                 map.next_value_seed(Opt(CookiesSeed(seed)))?
             } else {
                 map.next_value_seed(Opt(seed))?
             };
-            let Some(items) = items else { continue };
-            raw.skipped += items.skipped;
-            if let Some(slot) = raw.values.get_mut(t.index()) {
-                slot.extend(items.values);
-            }
+            raw.skipped += skipped.unwrap_or(0);
         }
         Ok(raw)
     }
@@ -135,86 +139,86 @@ impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for Opt<S> {
     }
 }
 
-/// One type's items.
-#[derive(Default)]
-pub(super) struct Items {
-    values: Vec<(String, u64)>,
-    skipped: usize,
-}
-
-/// Reads one type's array; `shape` says how `ttl` counts (ABS: minutes).
+/// How an item's `ttl` counts (ABS: minutes) and from when.
 #[derive(Clone, Copy)]
-struct ItemsSeed {
+struct Ctx {
     now_ms: u64,
     shape: Shape,
 }
 
-impl<'de> DeserializeSeed<'de> for ItemsSeed {
-    type Value = Items;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Items, D::Error> {
+/// Reads one type's array into the sink; its value is the count of unusable items.
+struct ItemsSeed<'s> {
+    ctx: Ctx,
+    t: IdType,
+    sink: Sink<'s>,
+}
+
+impl<'de> DeserializeSeed<'de> for ItemsSeed<'_> {
+    type Value = usize;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'de> Visitor<'de> for ItemsSeed {
-    type Value = Items;
+impl<'de> Visitor<'de> for ItemsSeed<'_> {
+    type Value = usize;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an array of strings")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items, A::Error> {
-        let mut out = Items {
-            values: Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20)),
-            skipped: 0,
-        };
-        while let Some(item) = seq.next_element_seed(ItemSeed(self))? {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+        let mut skipped = 0;
+        while let Some(item) = seq.next_element_seed(ItemSeed(self.ctx))? {
             match item {
-                Some(v) => out.values.push(v),
-                None => out.skipped += 1,
+                Some((v, e)) => (self.sink)(self.t, &v, e),
+                None => skipped += 1,
             }
         }
-        Ok(out)
+        Ok(skipped)
     }
 }
 
-/// ABS's `cookies`: cookie name → array. The name is not kept: api-warden matches a cookie's
+/// ABS's `cookies`: cookie name -> array. The name is not kept: api-warden matches a cookie's
 /// value against the cookie its API names.
-struct CookiesSeed(ItemsSeed);
+struct CookiesSeed<'s>(ItemsSeed<'s>);
 
-impl<'de> DeserializeSeed<'de> for CookiesSeed {
-    type Value = Items;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Items, D::Error> {
+impl<'de> DeserializeSeed<'de> for CookiesSeed<'_> {
+    type Value = usize;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for CookiesSeed {
-    type Value = Items;
+impl<'de> Visitor<'de> for CookiesSeed<'_> {
+    type Value = usize;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object of cookie name -> array")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Items, A::Error> {
-        let mut out = Items::default();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
+        let mut skipped = 0;
+        let ItemsSeed { ctx, t, sink } = self.0;
         while map.next_key::<IgnoredAny>()?.is_some() {
-            if let Some(items) = map.next_value_seed(Opt(self.0))? {
-                out.values.extend(items.values);
-                out.skipped += items.skipped;
-            }
+            let seed = ItemsSeed {
+                ctx,
+                t,
+                sink: &mut *sink,
+            };
+            skipped += map.next_value_seed(Opt(seed))?.unwrap_or(0);
         }
-        Ok(out)
+        Ok(skipped)
     }
 }
 
 /// One item: a string, or an object with a string `value` and optionally `expires_at` (Unix
 /// seconds), `ttl_s` (seconds) or, in ABS's shape, `ttl` (minutes, ABS's unit); a TTL of 0 never
 /// expires. `None` for anything else (skipped and counted).
-struct ItemSeed(ItemsSeed);
+struct ItemSeed(Ctx);
 
 impl<'de> DeserializeSeed<'de> for ItemSeed {
-    type Value = Option<(String, u64)>;
+    type Value = Option<(Cow<'de, str>, u64)>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
@@ -226,16 +230,19 @@ fn ttl_number(v: &serde_json::Value) -> Result<u64, ()> {
 }
 
 impl<'de> Visitor<'de> for ItemSeed {
-    type Value = Option<(String, u64)>;
+    type Value = Option<(Cow<'de, str>, u64)>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a string or an object with a string \"value\"")
     }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Some((Cow::Borrowed(v), 0)))
+    }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Some((v.to_string(), 0)))
+        Ok(Some((Cow::Owned(v.to_string()), 0)))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Some((v, 0)))
+        Ok(Some((Cow::Owned(v), 0)))
     }
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
         Ok(None)
@@ -257,7 +264,7 @@ impl<'de> Visitor<'de> for ItemSeed {
         Ok(None)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut value: Option<String> = None;
+        let mut value: Option<Cow<'de, str>> = None;
         let mut expires: Result<Option<u64>, ()> = Ok(None);
         let now_ms = self.0.now_ms;
         while let Some(key) = map.next_key::<String>()? {
