@@ -235,8 +235,8 @@ def sweep_pass(feed, sizes, rounds, seconds, connections):
 
 
 def load_pass(entries):
-    """bench/load.py (memory per deny entry, the 5M-entry feed load with requests flowing), when
-    the file exists: its JSON figures, or None."""
+    """bench/load.py (memory per deny entry, the feed load of `entries` entries in all with
+    requests flowing), when the file exists: its JSON figures, or None."""
     script = os.path.join(ROOT, "bench/load.py")
     if not os.path.exists(script):
         return None
@@ -314,7 +314,7 @@ def main():
         sweep = sweep_pass(server, [int(x) for x in args.sweep.split(",")], args.sweep_rounds,
                            args.seconds, args.connections)
     server.pages = [b"{}"]
-    load = None if args.no_load else load_pass(args.entries)
+    load = None if args.no_load else load_pass(5 * args.entries)
     micro = "" if args.no_micro else micro_bench()
     text = report.write(args.out, args=args, lua_entries=lua_entries, table=table, host_calls=host_calls,
                         sweep=sweep, load=load, micro=micro, minutes=(time.time() - started) / 60)
