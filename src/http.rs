@@ -212,7 +212,10 @@ impl HttpContext for Http {
 
     fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
         let sideband = self.runtime.external.is_some();
-        if !self.needs_record() && !sideband {
+        // Without the record's response headers, on_log reads the status as a property.
+        let for_record =
+            self.needs_record() && self.runtime.services.analytics.parts.response_headers;
+        if !for_record && !sideband {
             return Action::Continue;
         }
         let headers = host::response_headers();
@@ -273,9 +276,14 @@ impl HttpContext for Http {
         }
         let analytics = &self.runtime.services.analytics;
         let fs = analytics.filter_state;
-        let rec = record::build(x, analytics.redact);
+        let mut rec = Vec::new();
+        record::write(&mut rec, x, analytics.redact, analytics.parts);
         if fs != FilterState::None {
-            host::set_filter_state("api_warden.record", rec.as_bytes());
+            host::set_filter_state("api_warden.record", &rec);
+        }
+        if let Some(ex) = &self.exporter {
+            ex.borrow_mut()
+                .push(String::from_utf8(rec).unwrap_or_default());
         }
         if fs == FilterState::All {
             let c = &x.outcome.identity.client;
@@ -298,9 +306,6 @@ impl HttpContext for Http {
                     host::set_filter_state("api_warden.reason", r.as_bytes());
                 }
             }
-        }
-        if let Some(ex) = &self.exporter {
-            ex.borrow_mut().push(rec);
         }
     }
 }
