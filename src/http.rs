@@ -19,6 +19,11 @@ use proxy_wasm::types::Action;
 use crate::host::{self, HostStore, WasmHost};
 use crate::metrics::Stats;
 
+thread_local! {
+    /// The record's buffer, reused by every request of this VM (cleared, never shrunk).
+    static RECORD: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 pub(crate) struct Http {
     pub(crate) context_id: u32,
     pub(crate) runtime: Rc<Runtime>,
@@ -276,15 +281,18 @@ impl HttpContext for Http {
         }
         let analytics = &self.runtime.services.analytics;
         let fs = analytics.filter_state;
-        let mut rec = Vec::new();
-        record::write(&mut rec, x, analytics.redact, analytics.parts);
-        if fs != FilterState::None {
-            host::set_filter_state("api_warden.record", &rec);
-        }
-        if let Some(ex) = &self.exporter {
-            ex.borrow_mut()
-                .push(String::from_utf8(rec).unwrap_or_default());
-        }
+        RECORD.with_borrow_mut(|rec| {
+            record::write(rec, x, analytics.redact, analytics.parts);
+            if fs != FilterState::None {
+                host::set_filter_state("api_warden.record", rec);
+            }
+            if let Some(ex) = &self.exporter {
+                // The exporter keeps the record: it takes the buffer (the next request's is
+                // allocated anew, as without reuse).
+                let text = String::from_utf8(std::mem::take(rec)).unwrap_or_default();
+                ex.borrow_mut().push(text);
+            }
+        });
         if fs == FilterState::All {
             let c = &x.outcome.identity.client;
             for (k, v) in [
