@@ -213,6 +213,8 @@ class Server:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.httpd.daemon_threads = True
+        # A client (an Envoy being stopped) resetting its connection is not worth a traceback.
+        self.httpd.handle_error = lambda request, client_address: None
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 

@@ -13,18 +13,30 @@ from common import (FLOOR, ROOT, WASM, bootstrap, cluster, direct_response, jwt,
 NAMES = {
     "A": "A envoy (no wasm)",
     "B": "B wasm floor",
+    "Bm": "Bm = B reading the request header map",
+    "Bh": "Bh = B reading 8 request headers one by one",
     "C": "C api-warden (full)",
     "D": "D api-warden blocking",
     "E": "E api-warden enforcement only",
     "L": "L Lua peer",
     "R100": "R100 RBAC peer, 100 keys",
     "R10k": "R10k RBAC peer, 10,000 keys",
+    "Cr": "Cr = C, filter_state record",
+    "Cm": "Cm = C, filter_state record, no optional record parts",
+    "Cb": "Cb = C, baseline build",
+    "Eb": "Eb = E, baseline build",
     "P": "P api-warden + protections",
     "S": "S api-warden + ASE sideband",
 }
 # Kinds that load the attack-list feed through api-warden.
-WARDEN = ("C", "D", "E", "P", "S")
+WARDEN = ("C", "D", "E", "P", "S", "Cr", "Cm", "Cb", "Eb")
+# Kinds measured with the --baseline-wasm build (same configuration as C / E).
+BASELINE = {"Cb": "C", "Eb": "E"}
 RBAC_KEYS = {"R100": 100, "R10k": 10_000}
+# The floor's plugin configuration per kind (bench/floor): how it reads the request headers. Bh
+# reads what enforcement needs: the pseudo-headers and the identifier headers.
+FLOOR_READS = {"B": "", "Bm": "map",
+               "Bh": "headers::method,:path,:authority,:scheme,authorization,x-api-key,cookie,x-forwarded-for"}
 
 # Today's request: Bearer JWT (~230 bytes), API key, a short cookie, wrk's User-Agent (+ Host).
 JWT = jwt({"sub": "alice", "username": "alice", "client_id": "app-1", "iss": "https://idp.example",
@@ -90,6 +102,7 @@ REQUESTS = {"simple": SIMPLE, "browser": BROWSER}
 
 
 def plugin_config(kind):
+    kind = BASELINE.get(kind, kind)
     apis = []
     for i in range(10):
         apis.append({"name": "api%d" % i, "api_metadata": {
@@ -116,6 +129,11 @@ def plugin_config(kind):
     if kind == "E":
         # Enforcement only: no filter state, no export (and no access log, see envoy_bootstrap).
         analytics = {"filter_state": "none"}
+    if kind in ("Cr", "Cm"):
+        analytics["filter_state"] = "record"
+    if kind == "Cm":
+        analytics.update({"record_request_headers": False, "record_response_headers": False,
+                          "record_query_parameters": False})
     cfg = {
         "ase": {"enable_firewall": True, "enable_ase_detected_attack": True},
         **({"sideband": {"service": "ase", "cluster": "ase", "timeout_ms": 1000, "fail_open": True,
@@ -149,15 +167,15 @@ def envoy_bootstrap(kind, port, admin, feed_port, log_path, ase_port=None, wasm=
     log = access_log(log_path)
     if kind == "A":
         filters = ""
-    elif kind == "B":
-        filters = wasm_filter("", code=FLOOR, name="floor", root_id="floor", vm_id="floor")
+    elif kind in FLOOR_READS:
+        filters = wasm_filter(FLOOR_READS[kind], code=FLOOR, name="floor", root_id="floor", vm_id="floor")
     elif kind == "L":
         filters = lua_filter(lua_entries)
     elif kind in RBAC_KEYS:
         filters = rbac_filter(RBAC_KEYS[kind])
     else:
         filters = wasm_filter(plugin_config(kind), code=wasm)
-        if kind == "E":
+        if BASELINE.get(kind, kind) == "E":
             log = ""
     main = listener("main", port, direct_response("ok"), http_filters=filters, access_log=log)
     clusters = cluster("abs", feed_port) + cluster("collector", feed_port)

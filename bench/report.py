@@ -150,6 +150,20 @@ def write(path, args, lua_entries, table, host_calls, sweep, load, micro, minute
     lines += ["", "## Budgets (issue 18)", "", "| budget | figures | verdict |", "|---|---|---|"]
     for name, figures, ok in budgets(table, sweep, load):
         lines.append("| %s | %s | %s |" % (name, figures, verdict(ok)))
+    before_after = []
+    for new, old in (("C", "Cb"), ("E", "Eb"), ("Cr", "C"), ("Cm", "C"), ("Bm", "B"), ("Bh", "B"), ("Bh", "Bm")):
+        for request in ("simple", "browser"):
+            if (new, request) in cpu and (old, request) in cpu:
+                n, o = cpu[(new, request)], cpu[(old, request)]
+                before_after.append("| %s vs %s | %s | %.1f | %.1f | %+.1f | %.2f |" % (
+                    new, old, request, o, n, n - o, n / o))
+    if before_after:
+        lines += ["", "## Same run, side by side", "",
+                  "Cb / Eb run the `--baseline-wasm` build (before), C / E this one (after); Cr / Cm the "
+                  "cheaper analytics settings on this build; Bm / Bh the floor reading the request header map "
+                  "in one host call / 8 headers in 8 calls (what enforcement-only would need).", "",
+                  "| compared | request | before µs | after µs | Δ µs | after / before |",
+                  "|---|---|---:|---:|---:|---:|"] + before_after
     if ("P", "simple") in cpu and ("C", "simple") in cpu:
         lines += ["", "P (C with a decoy API, pattern enforcement on every API, a flow-control threshold never "
                   "reached): P/C = %.2f." % (cpu[("P", "simple")] / cpu[("C", "simple")])]

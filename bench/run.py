@@ -38,7 +38,7 @@ import sys
 import time
 
 from common import ENVOY, FLOOR, ROOT, WASM, Envoy, Server, bootstrap, direct_response, free_port, listener, rss_kib, stats
-from configs import REQUEST_PATH, REQUESTS, WARDEN, envoy_bootstrap
+from configs import BASELINE, REQUEST_PATH, REQUESTS, WARDEN, envoy_bootstrap
 import report
 
 OUT = os.path.join(ROOT, "bench/out")
@@ -47,7 +47,7 @@ HOST_CALLS_WASM = (os.environ.get("BENCH_HOST_CALLS_WASM")
                    or os.path.join(ROOT, "target/host-calls/wasm32-wasip1/release/api_warden.wasm"))
 DEFAULT_KINDS = "A,B,C,D,E,L,R100,R10k"
 # Kinds that also serve the browser-like request.
-BROWSER_KINDS = ("A", "B", "C", "E", "L", "P")
+BROWSER_KINDS = ("A", "B", "C", "E", "L", "P", "Cb", "Eb", "Bm", "Bh")
 
 
 class Feed:
@@ -269,8 +269,13 @@ def main():
                     help="deny entries per identifier type for api-warden (and usernames for the Lua peer)")
     ap.add_argument("--lua-entries", type=int, default=None,
                     help="usernames in the Lua peer's table (default: --entries)")
-    ap.add_argument("--kinds", default=DEFAULT_KINDS, help="configurations, comma-separated (also P, S)")
+    ap.add_argument("--kinds", default=DEFAULT_KINDS,
+                    help="configurations, comma-separated (also P, S, Cr = C with filter_state record, "
+                    "Cm = Cr without the optional record parts, Bm / Bh = B reading the header map / 8 "
+                    "headers one by one)")
     ap.add_argument("--no-browser", action="store_true", help="today's request only")
+    ap.add_argument("--baseline-wasm", help="an earlier api_warden.wasm: adds Cb and Eb (C and E with it) to "
+                    "the interleaved rounds, for before/after figures from one run")
     ap.add_argument("--sweep", default="0,1000,100000,1000000")
     ap.add_argument("--sweep-rounds", type=int, default=2)
     ap.add_argument("--no-sweep", action="store_true")
@@ -280,6 +285,10 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "bench/results.md"))
     args = ap.parse_args()
     kinds = args.kinds.split(",")
+    if args.baseline_wasm:
+        kinds += [k for k in BASELINE if k not in kinds]
+    elif any(k in BASELINE for k in kinds):
+        sys.exit("Cb / Eb need --baseline-wasm")
     lua_entries = args.entries if args.lua_entries is None else args.lua_entries
 
     needed = [ENVOY, WASM, FLOOR] + ([] if args.no_host_calls else [HOST_CALLS_WASM])
@@ -293,7 +302,8 @@ def main():
     results = {}
     for rnd in range(args.rounds):
         for kind in kinds:
-            e = Run(kind, server, "%s%d" % (kind, rnd), lua_entries=lua_entries)
+            wasm = args.baseline_wasm if kind in BASELINE else WASM
+            e = Run(kind, server, "%s%d" % (kind, rnd), wasm=wasm, lua_entries=lua_entries)
             try:
                 requests = ["simple"] + ([] if args.no_browser or kind not in BROWSER_KINDS else ["browser"])
                 for request in requests:
