@@ -508,7 +508,7 @@ struct Headers<'a> {
 impl Serialize for Headers<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
-        for (i, (name, _)) in self.headers.iter().enumerate() {
+        for (i, (name, value)) in self.headers.iter().enumerate() {
             if name.starts_with(':') {
                 continue;
             }
@@ -520,6 +520,23 @@ impl Serialize for Headers<'_> {
             if seen {
                 continue;
             }
+            let key = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(name.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(name.as_str())
+            };
+            // Most headers come once: their one-value array needs no vector.
+            let repeated = self
+                .headers
+                .iter()
+                .skip(i + 1)
+                .any(|(k, _)| k.eq_ignore_ascii_case(name));
+            if !repeated {
+                if let Some(v) = header_value(name, value, self.mode, self.secrets) {
+                    map.serialize_entry(&key, &[v])?;
+                }
+                continue;
+            }
             let values: Vec<Cow<'_, str>> = self
                 .headers
                 .iter()
@@ -527,13 +544,8 @@ impl Serialize for Headers<'_> {
                 .filter(|(k, _)| k.eq_ignore_ascii_case(name))
                 .filter_map(|(_, v)| header_value(name, v, self.mode, self.secrets))
                 .collect();
-            if values.is_empty() {
-                continue;
-            }
-            if name.bytes().any(|b| b.is_ascii_uppercase()) {
-                map.serialize_entry(&name.to_ascii_lowercase(), &values)?;
-            } else {
-                map.serialize_entry(name, &values)?;
+            if !values.is_empty() {
+                map.serialize_entry(&key, &values)?;
             }
         }
         map.end()
