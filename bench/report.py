@@ -189,8 +189,9 @@ def write(path, args, lua_entries, table, host_calls, sweep, load, micro, minute
                 n, c, (c / base - 1) * 100, fast, (fast / fastest0 - 1) * 100, rss, load_s))
         lines += ["", "Interference on a shared machine only adds time, so the fastest run of each size is shown too."]
     if load:
-        lines += ["", "## Feed load (bench/load.py)", "", "```", "\n".join("%s: %s" % kv for kv in sorted(load.items())),
-                  "```"]
+        scalars = sorted((k, v) for k, v in load.items() if isinstance(v, (int, float, str)))
+        lines += ["", "## Feed load (bench/load.py)", "", "| figure | value |", "|---|---:|"]
+        lines += ["| %s | %s |" % (k, "%.2f" % v if isinstance(v, float) else v) for k, v in scalars]
     if micro:
         lines += ["", "## Native micro-benchmark of the pure pipeline", "", "```", micro, "```"]
     lines += ["", "Reproduce: `make bench` (options: `make bench BENCH_ARGS=\"--rounds 5\"`, "
