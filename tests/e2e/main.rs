@@ -24,6 +24,7 @@ mod harness;
 mod identity;
 mod otlp;
 mod protections;
+mod record_parts;
 mod records;
 mod sideband;
 mod skeleton;
