@@ -175,9 +175,9 @@ def write(path, args, lua_entries, table, host_calls, sweep, load, micro, minute
                   "The `host-calls` build (`make build-host-calls`) counts every proxy-wasm host call api-warden "
                   "makes and the bytes it moves (header maps and values read, filter states and shared data "
                   "written), published as `api_warden.host_calls.<kind>` / `api_warden.host_bytes.<kind>`. "
-                  "Per request over a %s-request run; the root context's own calls (polls, export batches, "
-                  "gauges, metric flushes) are included, amortized per request." % (
-                      "/".join("%d" % v["requests"] for v in host_calls.values())), ""]
+                  "Per request (requests counted: %s); the root context's own calls (polls, export "
+                  "batches, gauges, metric flushes) are included, amortized per request." % (
+                      ", ".join("%s %d" % (k, host_calls[k]["requests"]) for k in sorted(host_calls))), ""]
         lines += host_call_table(host_calls)
     if sweep:
         base, fastest0 = sweep[0][1], sweep[0][4]
