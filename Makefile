@@ -10,7 +10,7 @@ WB_VERSION    := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"/,"",$$
 CARGO_BIN     := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 export ENVOY
 
-.PHONY: help build build-fault run test test-unit test-wasm test-e2e validate lint bench bench-floor wrk cli oci oci-tools test-oci fuzz fuzz-smoke fuzz-tools soak envoy toolchain wasm-runner clean
+.PHONY: help build build-fault build-host-calls run test test-unit test-wasm test-e2e validate lint bench bench-floor wrk cli oci oci-tools test-oci fuzz fuzz-smoke fuzz-tools soak envoy toolchain wasm-runner clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ build: toolchain ## build target/wasm32-wasip1/release/api_warden.wasm
 
 build-fault: toolchain ## test-only build with the fault-injection feature (target/fault/…/api_warden.wasm)
 	cargo build --release --target wasm32-wasip1 -p api-warden --features fault-injection --target-dir target/fault
+
+build-host-calls: toolchain ## benchmark build with the host-calls feature (host calls counted by kind as stats), under target/host-calls/
+	cargo build --release --target wasm32-wasip1 -p api-warden --features host-calls --target-dir target/host-calls
 
 cli: ## build the api-warden command (target/release/api-warden)
 	cargo build --release -p api-warden-cli
@@ -89,7 +92,7 @@ wrk: ## install wrk (Debian package) if missing
 bench-floor: toolchain ## build the pass-through wasm filter used as the benchmark floor
 	cargo build --release --target wasm32-wasip1 -p wasm-floor
 
-bench: build bench-floor envoy wrk ## benchmark A envoy / B wasm floor / C api-warden / D blocking; writes bench/results.md
+bench: build build-host-calls bench-floor envoy wrk ## benchmark api-warden (C, D, E) against Envoy (A), the wasm floor (B), a Lua and an RBAC peer; writes bench/results.md
 	python3 bench/run.py $(BENCH_ARGS)
 
 SOAK_SECONDS ?= 600

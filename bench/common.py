@@ -17,7 +17,8 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVOY = os.environ.get("ENVOY") or os.path.join(ROOT, ".venv/bin/envoy")
-WASM = os.path.join(ROOT, "target/wasm32-wasip1/release/api_warden.wasm")
+# BENCH_WASM / BENCH_HOST_CALLS_WASM measure other builds (e.g. a saved baseline) with this script.
+WASM = os.environ.get("BENCH_WASM") or os.path.join(ROOT, "target/wasm32-wasip1/release/api_warden.wasm")
 FLOOR = os.path.join(ROOT, "target/wasm32-wasip1/release/wasm_floor.wasm")
 TEMPLATES = os.path.join(ROOT, "envoy/templates")
 TYPES = ["ip", "token", "api_key", "cookie", "username"]
@@ -212,6 +213,8 @@ class Server:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.httpd.daemon_threads = True
+        # A client (an Envoy being stopped) resetting its connection is not worth a traceback.
+        self.httpd.handle_error = lambda request, client_address: None
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 

@@ -1,32 +1,35 @@
 #!/usr/bin/env python3
 """api-warden benchmark (`make bench`).
 
-Runs six Envoy configurations, each a separate Envoy process with --concurrency 1, interleaved
-A B C D P S A B C D P S ... and driven by the same wrk load on loopback:
+Runs Envoy configurations, each a separate Envoy process with --concurrency 1, interleaved
+(A B C D E L R100 R10k A B C ...) and driven by the same wrk load on loopback:
 
-  A  envoy         the same listener and direct_response route, no wasm filter (the ceiling)
-  B  wasm floor    a pass-through proxy-wasm filter (bench/floor): what any wasm filter costs
-  C  api-warden    10 APIs, Bearer JWT + API key + cookie on every request, deny lists of N entries
-                   per identifier type loaded through the attack-list feed, an allow list, the
-                   record in a JSON access log, export to a local collector
-  D  blocking      as C, but every request hits a deny entry (local 403)
-  P  protections   as C, plus a decoy API, pattern enforcement on every API and a flow-control
-                   threshold that is never reached (ASE's inline protections' cost)
-  S  sideband      as C, in ASE sideband mode: both calls per request to a local double that
-                   answers at once (Envoy's CPU includes the two calls)
+  A     envoy          the same listener and direct_response route, no filter (the ceiling)
+  B     wasm floor     a pass-through proxy-wasm filter (bench/floor): what any wasm filter costs
+  C     api-warden     10 APIs, Bearer JWT + API key + cookie on every request, deny lists of N
+                       entries per identifier type loaded through the attack-list feed, an allow
+                       list, the record in a JSON access log and filter states, export to a local
+                       collector
+  D     blocking       as C, but every request hits a deny entry (local 403)
+  E     enforcement    as C with analytics.filter_state none, no export, no access log
+  L     Lua peer       an Envoy Lua filter (bench/deny.lua) decoding the Bearer JWT's payload and
+                       checking its username against a Lua table of the same N usernames
+  R100  RBAC peer      Envoy's RBAC filter denying 100 API keys (header principals)
+  R10k  RBAC peer      the same with 10,000 keys
+  P, S  (--kinds)      C plus ASE's inline protections / C in ASE sideband mode
 
-Figures per configuration: requests/s, latency p50/p99 (wrk --latency), Envoy CPU time per request
-(from /proc/<pid>/stat over the run / requests served), Envoy RSS after loading the lists. Medians
-over the rounds; ratios C/A and C/B of CPU per request. Then a sweep of C's CPU per request with
-0, 1k, 100k and 1M entries per type, and the native micro-benchmark of the pure pipeline.
-Writes bench/results.md. Standard library only.
+Each Envoy serves today's request ("simple") and, for A B C E L, a browser-like request too
+(15 headers, a 1 KB cookie, a 900-byte JWT). Figures per configuration and request: requests/s,
+latency p50/p99 (wrk --latency), Envoy CPU time per request (/proc/<pid>/stat over the run /
+requests served), RSS after loading. Medians over the rounds. Then: host calls per request by
+kind (the host-calls build, C and E), a sweep of C's CPU per request over deny-list sizes,
+bench/load.py (memory per entry, 5M-entry load) when present, the native micro-benchmark.
+Writes bench/results.md (bench/report.py). Standard library only.
 """
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -34,20 +37,17 @@ import subprocess
 import sys
 import time
 
-from common import (ENVOY, FLOOR, ROOT, WASM, Envoy, Server, access_log, bootstrap, cluster, direct_response,
-                    envoy_version, free_port, jwt, listener, rss_kib, stats, wasm_filter)
+from common import ENVOY, FLOOR, ROOT, WASM, Envoy, Server, bootstrap, direct_response, free_port, listener, rss_kib, stats
+from configs import BASELINE, REQUEST_PATH, REQUESTS, WARDEN, envoy_bootstrap
+import report
 
 OUT = os.path.join(ROOT, "bench/out")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-JWT = jwt({"sub": "alice", "username": "alice", "client_id": "app-1", "iss": "https://idp.example",
-           "aud": "shop", "scope": "read write", "iat": 1700000000, "exp": 4100000000})
-REQUEST_PATH = "/api3/items?id=1"
-REQUEST_HEADERS = {
-    "Authorization": "Bearer " + JWT,
-    "x-api-key": "key-live-123",
-    "Cookie": "session=sess-abc; theme=dark",
-    "User-Agent": "wrk",
-}
+HOST_CALLS_WASM = (os.environ.get("BENCH_HOST_CALLS_WASM")
+                   or os.path.join(ROOT, "target/host-calls/wasm32-wasip1/release/api_warden.wasm"))
+DEFAULT_KINDS = "A,B,C,D,E,L,R100,R10k"
+# Kinds that also serve the browser-like request.
+BROWSER_KINDS = ("A", "B", "C", "E", "L", "P", "Cb", "Eb", "Bm", "Bh")
 
 
 class Feed:
@@ -84,63 +84,6 @@ class Feed:
         self.pages = pages
 
 
-# A no wasm, B the wasm floor, C api-warden, D blocking, P api-warden with the inline protections,
-# S api-warden in ASE sideband mode against a local double (the feed server) that answers at once.
-KINDS = "ABCDPS"
-
-
-def plugin_config(kind, feed_port, collector):
-    apis = []
-    for i in range(10):
-        apis.append({"name": "api%d" % i, "api_metadata": {
-            "protocol": "http", "url": "/api%d" % i, "hostname": "*", "cookie": "session",
-            "cookie_idle_timeout": "200m", "logout_api_enabled": False,
-            "cookie_persistence_enabled": False, "oauth2_access_token": True,
-            "is_token_mandatory": False, "apikey_qs": "", "apikey_header": "x-api-key",
-            "login_url": "", "enable_blocking": True, "api_mapping": {"internal_url": ""},
-            "username_header": "",
-            "jwt": {"location": "h:authorization:bearer", "username": "username", "clientid": "client_id"},
-        }})
-        if kind == "P":
-            # ASE's inline protections on every API: pattern enforcement the requests pass and a
-            # client threshold they never reach.
-            apis[-1]["api_metadata"]["api_pattern_enforcement"] = {
-                "methods_allowed": ["GET", "POST"], "content_type_allowed": "application/json",
-                "protocol_allowed": "http, https"}
-            apis[-1]["api_metadata"]["flow_control"] = {"client_spike_threshold": "1000000000/second"}
-    if kind == "P":
-        apis.append({"name": "decoy", "api_metadata": {"url": "/admin", "hostname": "*", "enable_blocking": True,
-                     "decoy_config": {"decoy_enabled": True, "decoy_subpaths": []}}})
-    cfg = {
-        "ase": {"enable_firewall": True, "enable_ase_detected_attack": True},
-        **({"sideband": {"service": "ase", "cluster": "ase", "timeout_ms": 1000, "fail_open": True,
-                         "response_call": True}} if kind == "S" else {}),
-        "apis": apis,
-        "deny_list": {"username": ["alice"] if kind == "D" else ["mallory"]},
-        "allow_list": {"ip": ["192.0.2.10"]},
-        "attack_list": {"cluster": "abs", "path": "/attacks", "interval_s": 3600, "timeout_ms": 60000},
-        "analytics": {"cluster": "collector", "path": "/records", "batch_size": 100,
-                      "flush_interval_ms": 1000, "max_buffered": 10000},
-    }
-    return json.dumps(cfg)
-
-
-def envoy_bootstrap(kind, port, admin, feed_port, log_path, ase_port=None):
-    """The listener of every configuration: direct_response 200 behind the filter of `kind` (none,
-    the floor, api-warden), the record access log; the feed and collector clusters."""
-    if kind == "A":
-        filters = ""
-    elif kind == "B":
-        filters = wasm_filter("", code=FLOOR, name="floor", root_id="floor", vm_id="floor")
-    else:
-        filters = wasm_filter(plugin_config(kind, feed_port, None))
-    main = listener("main", port, direct_response("ok"), http_filters=filters, access_log=access_log(log_path))
-    clusters = cluster("abs", feed_port) + cluster("collector", feed_port)
-    if ase_port:
-        clusters += cluster("ase", ase_port)
-    return bootstrap(admin, main, clusters)
-
-
 def ase_double(directory):
     """ASE's sideband API as a second Envoy process (its CPU is not measured) that answers every
     call at once with 200: what S pays for the two calls, not a slow double's queueing."""
@@ -154,25 +97,21 @@ def ase_double(directory):
     return Envoy(directory, yaml, admin, ["--concurrency", "1", "--log-level", "warn"]), port
 
 
-def cpu_ticks(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
-
-
 class Run:
-    """One Envoy of configuration `kind`, started (with its deny lists loaded for C and D)."""
+    """One Envoy of configuration `kind`, started (with its deny lists loaded for api-warden)."""
 
-    def __init__(self, kind, feed, tag):
+    def __init__(self, kind, feed, tag, wasm=WASM, lua_entries=0):
+        self.kind = kind
         self.port, admin = free_port(), free_port()
         self.dir = os.path.join(OUT, tag)
         self.double, ase_port = ase_double(self.dir + "-ase") if kind == "S" else (None, None)
         self.envoy = Envoy(self.dir, envoy_bootstrap(kind, self.port, admin, feed.port,
-                                                     os.path.join(self.dir, "access.log"), ase_port),
-                           admin, ["--concurrency", "1", "--log-level", "warn"])
+                                                     os.path.join(self.dir, "access.log"), ase_port,
+                                                     wasm=wasm, lua_entries=lua_entries),
+                           admin, ["--concurrency", "1", "--log-level", "warn"], timeout=300)
         self.proc = self.envoy.proc
         self.load_seconds = 0.0
-        if kind in "CDPS":
+        if kind in WARDEN:
             t0 = time.time()
             while self.stat("attack_list.polls_ok") < 1:
                 if self.stat("attack_list.polls_failed") > 0:
@@ -186,17 +125,23 @@ class Run:
         self.rss_kib = rss_kib(self.proc.pid)
 
     def stat(self, name):
-        return stats(self.envoy.admin, "wasmcustom.api_warden.").get(name, 0)
+        return self.stats().get(name, 0)
+
+    def stats(self):
+        return stats(self.envoy.admin, "wasmcustom.api_warden.")
 
     def stop(self):
         self.envoy.stop()
         if self.double:
             self.double.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.double:
+            shutil.rmtree(self.dir + "-ase", ignore_errors=True)
 
 
-def wrk(port, seconds, connections):
+def wrk(port, seconds, connections, headers):
     cmd = ["wrk", "-t1", "-c%d" % connections, "-d%ds" % seconds, "--latency"]
-    for k, v in REQUEST_HEADERS.items():
+    for k, v in headers.items():
         cmd += ["-H", "%s: %s" % (k, v)]
     cmd.append("http://127.0.0.1:%d%s" % (port, REQUEST_PATH))
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -218,24 +163,91 @@ def wrk(port, seconds, connections):
     }
 
 
-def measure(kind, feed, seconds, connections, tag):
-    e = Run(kind, feed, tag)
-    try:
-        wrk(e.port, 1, connections)  # warm-up
-        t0 = cpu_ticks(e.proc.pid)
-        r = wrk(e.port, seconds, connections)
-        t1 = cpu_ticks(e.proc.pid)
-        r["cpu_us_per_req"] = (t1 - t0) / CLK_TCK / max(r["requests"], 1) * 1e6
-        r["rss_mib"] = e.rss_kib / 1024
-        r["load_s"] = e.load_seconds
-        if kind == "D" and r["non2xx"] < r["requests"] * 0.99:
-            raise RuntimeError("D: expected every request blocked, got %d non-2xx of %d" % (r["non2xx"], r["requests"]))
-        if kind != "D" and r["non2xx"] > 0:
-            raise RuntimeError("%s: %d unexpected non-2xx responses" % (kind, r["non2xx"]))
-        return r
-    finally:
-        e.stop()
-        shutil.rmtree(e.dir, ignore_errors=True)
+def measure(e, request, seconds, connections):
+    """One measured wrk run of `request` against the started Envoy `e` (after a 1 s warm-up)."""
+    headers = REQUESTS[request]
+    wrk(e.port, 1, connections, headers)
+    t0 = cpu_ticks(e.proc.pid)
+    r = wrk(e.port, seconds, connections, headers)
+    t1 = cpu_ticks(e.proc.pid)
+    r["cpu_us_per_req"] = (t1 - t0) / CLK_TCK / max(r["requests"], 1) * 1e6
+    r["rss_mib"] = e.rss_kib / 1024
+    r["load_s"] = e.load_seconds
+    if e.kind == "D" and r["non2xx"] < r["requests"] * 0.99:
+        raise RuntimeError("D: expected every request blocked, got %d non-2xx of %d" % (r["non2xx"], r["requests"]))
+    if e.kind != "D" and r["non2xx"] > 0:
+        raise RuntimeError("%s/%s: %d unexpected non-2xx responses" % (e.kind, request, r["non2xx"]))
+    return r
+
+
+def host_calls_pass(feed, kinds, seconds, connections):
+    """Host calls per request by kind with the host-calls build: counters are published on the
+    root context's tick (each second), so read them after a tick before and after the load.
+    Root-context calls (polls, export batches, gauges) are included, amortized per request."""
+    out = {}
+    for kind in kinds:
+        e = Run(kind, feed, "hostcalls-%s" % kind, wasm=HOST_CALLS_WASM)
+        try:
+            for request in REQUESTS:
+                wrk(e.port, 1, connections, REQUESTS[request])
+                time.sleep(1.5)
+                before = e.stats()
+                wrk(e.port, seconds, connections, REQUESTS[request])
+                time.sleep(1.5)
+                after = e.stats()
+                n = after.get("requests.total", 0) - before.get("requests.total", 0)
+                row = {"requests": n, "calls": {}, "bytes": {}}
+                for key, v in after.items():
+                    for what in ("host_calls", "host_bytes"):
+                        if key.startswith(what + "."):
+                            d = v - before.get(key, 0)
+                            if d:
+                                row["calls" if what == "host_calls" else "bytes"][key[len(what) + 1:]] = d / max(n, 1)
+                out["%s/%s" % (kind, request)] = row
+                print("host calls %s/%s: %s" % (kind, request, ", ".join(
+                    "%s %.3f" % kv for kv in sorted(row["calls"].items()))), flush=True)
+        finally:
+            e.stop()
+    return out
+
+
+def sweep_pass(feed, sizes, rounds, seconds, connections):
+    """C's CPU per request by deny-list size, interleaved like the main table (0, 1k, 100k, 1M,
+    0, ...): on a shared machine a size measured alone in a noisy minute would look like scaling."""
+    pages = {}
+    for n in sizes:
+        feed.set_feed(n)
+        pages[n] = feed.pages
+    rows = {n: [] for n in sizes}
+    for rnd in range(rounds):
+        for n in sizes:
+            feed.pages = pages[n]
+            e = Run("C", feed, "sweep%d_%d" % (n, rnd))
+            try:
+                r = measure(e, "simple", seconds, connections)
+            finally:
+                e.stop()
+            rows[n].append(r)
+            print("sweep round %d %8d entries/type: cpu %6.1f us/req  rss %6.0f MiB  load %.1f s"
+                  % (rnd + 1, n, r["cpu_us_per_req"], r["rss_mib"], r["load_s"]), flush=True)
+    return [(n, median(rows[n], "cpu_us_per_req"), median(rows[n], "rss_mib"), median(rows[n], "load_s"),
+             min(r["cpu_us_per_req"] for r in rows[n])) for n in sizes]
+
+
+def load_pass(entries):
+    """bench/load.py (memory per deny entry, the feed load of `entries` entries in all with
+    requests flowing), when the file exists: its JSON figures, or None."""
+    script = os.path.join(ROOT, "bench/load.py")
+    if not os.path.exists(script):
+        return None
+    out = os.path.join(OUT, "load.json")
+    os.makedirs(OUT, exist_ok=True)
+    print("bench/load.py --entries %d ..." % entries, flush=True)
+    r = subprocess.run([sys.executable, script, "--entries", str(entries), "--json", out])
+    if r.returncode != 0 or not os.path.exists(out):
+        return {"error": "bench/load.py exited with %d" % r.returncode}
+    with open(out) as f:
+        return json.load(f)
 
 
 def median(rows, key):
@@ -250,127 +262,80 @@ def micro_bench():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--seconds", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--connections", type=int, default=8)
-    ap.add_argument("--entries", type=int, default=1_000_000, help="deny entries per identifier type for C and D")
+    ap.add_argument("--entries", type=int, default=1_000_000,
+                    help="deny entries per identifier type for api-warden (and usernames for the Lua peer)")
+    ap.add_argument("--lua-entries", type=int, default=None,
+                    help="usernames in the Lua peer's table (default: --entries)")
+    ap.add_argument("--kinds", default=DEFAULT_KINDS,
+                    help="configurations, comma-separated (also P, S, Cr = C with filter_state record, "
+                    "Cm = Cr without the optional record parts, Bm / Bh = B reading the header map / 8 "
+                    "headers one by one)")
+    ap.add_argument("--no-browser", action="store_true", help="today's request only")
+    ap.add_argument("--baseline-wasm", help="an earlier api_warden.wasm: adds Cb and Eb (C and E with it) to "
+                    "the interleaved rounds, for before/after figures from one run")
     ap.add_argument("--sweep", default="0,1000,100000,1000000")
+    ap.add_argument("--sweep-rounds", type=int, default=2)
     ap.add_argument("--no-sweep", action="store_true")
+    ap.add_argument("--no-host-calls", action="store_true")
+    ap.add_argument("--no-load", action="store_true", help="skip bench/load.py")
+    ap.add_argument("--no-micro", action="store_true", help="skip the native micro-benchmark")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench/results.md"))
     args = ap.parse_args()
+    kinds = args.kinds.split(",")
+    if args.baseline_wasm:
+        kinds += [k for k in BASELINE if k not in kinds]
+    elif any(k in BASELINE for k in kinds):
+        sys.exit("Cb / Eb need --baseline-wasm")
+    lua_entries = args.entries if args.lua_entries is None else args.lua_entries
 
-    for p in (ENVOY, WASM, FLOOR):
+    needed = [ENVOY, WASM, FLOOR] + ([] if args.no_host_calls else [HOST_CALLS_WASM])
+    for p in needed:
         if not os.path.exists(p):
             sys.exit("missing %s (run through `make bench`)" % p)
+    started = time.time()
     server = Feed()
     print("building the attack-list feed: %d entries per type ..." % args.entries, flush=True)
     server.set_feed(args.entries)
-    results = {k: [] for k in KINDS}
+    results = {}
     for rnd in range(args.rounds):
-        for kind in KINDS:
-            r = measure(kind, server, args.seconds, args.connections, "%s%d" % (kind, rnd))
-            results[kind].append(r)
-            print("round %d %s: %8.0f req/s  p50 %6.0f us  p99 %6.0f us  cpu %6.1f us/req  rss %6.0f MiB"
-                  % (rnd + 1, kind, r["rps"], r["p50_us"], r["p99_us"], r["cpu_us_per_req"], r["rss_mib"]),
-                  flush=True)
-
+        for kind in kinds:
+            wasm = args.baseline_wasm if kind in BASELINE else WASM
+            e = Run(kind, server, "%s%d" % (kind, rnd), wasm=wasm, lua_entries=lua_entries)
+            try:
+                requests = ["simple"] + ([] if args.no_browser or kind not in BROWSER_KINDS else ["browser"])
+                for request in requests:
+                    r = measure(e, request, args.seconds, args.connections)
+                    results.setdefault((kind, request), []).append(r)
+                    print("round %d %-5s %-7s: %8.0f req/s  p50 %6.0f us  p99 %6.0f us  cpu %6.1f us/req  "
+                          "rss %6.0f MiB" % (rnd + 1, kind, request, r["rps"], r["p50_us"], r["p99_us"],
+                                             r["cpu_us_per_req"], r["rss_mib"]), flush=True)
+            finally:
+                e.stop()
+    table = {key: {m: median(rows, m) for m in ("rps", "p50_us", "p99_us", "cpu_us_per_req", "rss_mib", "load_s")}
+             for key, rows in results.items()}
+    host_calls = {}
+    if not args.no_host_calls:
+        host_calls = host_calls_pass(server, [k for k in ("C", "E") if k in kinds], 3, args.connections)
     sweep = []
     if not args.no_sweep:
-        # Interleaved like the main table (0, 1k, 100k, 1M, 0, 1k, ...): on a shared machine a
-        # size measured alone in a noisy minute would look like a scaling effect.
-        sizes = [int(x) for x in args.sweep.split(",")]
-        pages = {}
-        for n in sizes:
-            server.set_feed(n)
-            pages[n] = server.pages
-        rows = {n: [] for n in sizes}
-        for rnd in range(args.rounds):
-            for n in sizes:
-                server.pages = pages[n]
-                r = measure("C", server, args.seconds, args.connections, "sweep%d_%d" % (n, rnd))
-                rows[n].append(r)
-                print("sweep round %d %8d entries/type: cpu %6.1f us/req  rss %6.0f MiB  load %.1f s"
-                      % (rnd + 1, n, r["cpu_us_per_req"], r["rss_mib"], r["load_s"]), flush=True)
-        for n in sizes:
-            sweep.append((n, median(rows[n], "cpu_us_per_req"), median(rows[n], "rss_mib"),
-                          median(rows[n], "load_s"), min(r["cpu_us_per_req"] for r in rows[n])))
-
-    micro = micro_bench()
-    print(micro)
-
-    names = {"A": "A envoy (no wasm)", "B": "B wasm floor", "C": "C api-warden", "D": "D api-warden blocking",
-             "P": "P api-warden + protections", "S": "S api-warden + ASE sideband"}
-    cpu = {k: median(v, "cpu_us_per_req") for k, v in results.items()}
-    lines = [
-        "# api-warden benchmark results", "",
-        "- date: %s" % datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "- machine: %s, %d cores, %s" % (platform.machine(), os.cpu_count(), cpu_model()),
-        "- envoy: %s" % envoy_version(),
-        "- load: wrk -t1 -c%d, %d s per run, %d rounds interleaved A B C D, Envoy --concurrency 1, loopback"
-        % (args.connections, args.seconds, args.rounds),
-        "- C/D: 10 APIs, Bearer JWT + API key + cookie, %d deny entries per type (x5) from the attack-list feed, "
-        "allow list, record in JSON access log, export to a local collector" % args.entries,
-        "",
-        "| configuration | req/s | p50 µs | p99 µs | Envoy CPU µs/req | RSS MiB |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for k in KINDS:
-        rows = results[k]
-        lines.append("| %s | %.0f | %.0f | %.0f | %.1f | %.0f |" % (
-            names[k], median(rows, "rps"), median(rows, "p50_us"), median(rows, "p99_us"), cpu[k],
-            median(rows, "rss_mib")))
-    added_b = cpu["B"] - cpu["A"]
-    added_c = cpu["C"] - cpu["B"]
-    lines += [
-        "",
-        "Ratios of CPU per request (medians, same run): **C/A = %.2f**, **C/B = %.2f**, D/A = %.2f."
-        % (cpu["C"] / cpu["A"], cpu["C"] / cpu["B"], cpu["D"] / cpu["A"]),
-        "",
-        "P (C with a decoy API, pattern enforcement on every API and a flow-control threshold never "
-        "reached): P/C = %.2f (%+.1f µs per request)." % (cpu["P"] / cpu["C"], cpu["P"] - cpu["C"]),
-        "",
-        "S (C in ASE sideband mode, both calls to a local double answering at once): S/C = %.2f in CPU "
-        "per request, p99 %.0f µs vs C's %.0f µs." % (cpu["S"] / cpu["C"], median(results["S"], "p99_us"),
-                                                      median(results["C"], "p99_us")),
-        "",
-        "Budget: C's added CPU over B (%.1f µs) ≤ half of B's added CPU over A (%.1f µs / 2 = %.1f µs): **%s**."
-        % (added_c, added_b, added_b / 2, "met" if added_c <= added_b / 2 else "missed"),
-    ]
-    if sweep:
-        base = sweep[0][1]
-        lines += ["", "Scaling sweep (configuration C, %d rounds interleaved, medians):" % args.rounds, "",
-                  "| deny entries per type | CPU µs/req | vs 0 entries | fastest run | vs 0 (fastest) | RSS MiB | feed load s |",
-                  "|---:|---:|---:|---:|---:|---:|---:|"]
-        fastest0 = sweep[0][4]
-        for n, c, rss, load, fast in sweep:
-            lines.append("| %d | %.1f | %+.1f%% | %.1f | %+.1f%% | %.0f | %.1f |" % (
-                n, c, (c / base - 1) * 100, fast, (fast / fastest0 - 1) * 100, rss, load))
-        flat = max(abs(row[1] / base - 1) for row in sweep) <= 0.10
-        lines.append("")
-        lines.append("Budget: flat within 10%% from 0 to %d entries (medians): **%s**. Interference on a shared "
-                     "machine only adds time, so the fastest run of each size is shown too." % (sweep[-1][0], "met" if flat else "missed"))
-        if len(sweep) > 1 and sweep[-1][0] > 0:
-            per_entry = (sweep[-1][2] - sweep[0][2]) * 1024 * 1024 / (5 * sweep[-1][0])
-            lines.append("Memory: %.0f bytes per deny entry (RSS growth / (5 × %d)); budget 150: **%s**."
-                         % (per_entry, sweep[-1][0], "met" if per_entry <= 150 else "missed"))
-    lines += ["", "Native micro-benchmark of the pure pipeline (identification + decision + record):", "",
-              "```", micro, "```", "",
-              "Reproduce: `make bench` (options: `python3 bench/run.py --help`)."]
-    text = "\n".join(lines) + "\n"
-    with open(os.path.join(ROOT, "bench/results.md"), "w") as f:
-        f.write(text)
+        sweep = sweep_pass(server, [int(x) for x in args.sweep.split(",")], args.sweep_rounds,
+                           args.seconds, args.connections)
+    server.pages = [b"{}"]
+    load = None if args.no_load else load_pass(5 * args.entries)
+    micro = "" if args.no_micro else micro_bench()
+    text = report.write(args.out, args=args, lua_entries=lua_entries, table=table, host_calls=host_calls,
+                        sweep=sweep, load=load, micro=micro, minutes=(time.time() - started) / 60)
     print()
     print(text)
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
 
 
 if __name__ == "__main__":

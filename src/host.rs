@@ -13,6 +13,7 @@ use api_warden_core::error::{Error, Result};
 use api_warden_core::host::{Clock, HttpCalls, Metrics, Store};
 use api_warden_core::stats::Counter;
 
+use crate::host_calls::{self, note, Kind};
 use crate::metrics::Stats;
 
 fn host_err(what: &str, s: Status) -> Error {
@@ -24,6 +25,7 @@ use api_warden_core::parse::lossy;
 /// Make the `log` facade's level follow the host's level for this plugin (Envoy's `wasm` component
 /// log level), so that disabled debug/trace lines cost nothing on the request path.
 pub fn follow_host_log_level() {
+    note(Kind::Other, || 0);
     match hostcalls::get_log_level() {
         Ok(level) => proxy_wasm::set_log_level(level),
         Err(s) => log::warn!("{}", host_err("get_log_level", s)),
@@ -41,7 +43,9 @@ pub fn response_headers() -> Vec<(String, String)> {
 }
 
 fn header_map(map: MapType) -> Vec<(String, String)> {
-    match hostcalls::get_map_bytes(map) {
+    let got = hostcalls::get_map_bytes(map);
+    note(map_kind(map), || host_calls::pairs_len(&got));
+    match got {
         Ok(pairs) => pairs
             .into_iter()
             .map(|(mut k, v)| {
@@ -59,7 +63,9 @@ fn header_map(map: MapType) -> Vec<(String, String)> {
 
 /// One host property (`source.address`, `request.time`, …) as raw bytes, `None` when absent.
 pub fn property(path: &[&str]) -> Option<Vec<u8>> {
-    match hostcalls::get_property(path.to_vec()) {
+    let got = hostcalls::get_property(path.to_vec());
+    note(Kind::Property, || host_calls::value_len(got.as_ref().ok()));
+    match got {
         Ok(v) => v,
         Err(s) => {
             log::warn!(
@@ -85,6 +91,7 @@ pub fn property_u64(path: &[&str]) -> Option<u64> {
 
 /// Set filter state `wasm.<key>` (readable as `%FILTER_STATE(wasm.<key>:PLAIN)%`).
 pub fn set_filter_state(key: &str, value: &[u8]) {
+    note(Kind::SetFilterState, || key.len() + value.len());
     if let Err(s) = hostcalls::set_property(vec![key], Some(value)) {
         log::warn!("{}", host_err(&format!("setting filter state {key}"), s));
     }
@@ -92,6 +99,7 @@ pub fn set_filter_state(key: &str, value: &[u8]) {
 
 /// The plugin configuration bytes (empty when none is set).
 pub fn plugin_configuration() -> Result<Vec<u8>> {
+    note(Kind::Buffer, || 0);
     hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
         .map(Option::unwrap_or_default)
         .map_err(|s| host_err("reading plugin configuration", s))
@@ -99,6 +107,7 @@ pub fn plugin_configuration() -> Result<Vec<u8>> {
 
 /// Body of the response to a dispatched call (empty when the host has none).
 pub fn http_call_response_body(size: usize) -> Result<Vec<u8>> {
+    note(Kind::Buffer, || size);
     hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, size)
         .map(Option::unwrap_or_default)
         .map_err(|s| host_err("reading the HTTP-call response body", s))
@@ -132,6 +141,7 @@ pub fn call_answer(body_size: usize, max_body: usize) -> CallAnswer {
 
 /// Send a local reply instead of forwarding the request upstream.
 pub fn send_local_reply(status: u32, headers: &[(String, String)], body: &[u8]) -> Result<()> {
+    note(Kind::LocalReply, || body.len());
     let hs: Vec<(&str, &str)> = headers
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -142,6 +152,7 @@ pub fn send_local_reply(status: u32, headers: &[(String, String)], body: &[u8]) 
 
 /// Current wall-clock time in milliseconds since the Unix epoch (host clock).
 pub fn now_ms() -> u64 {
+    note(Kind::Time, || 0);
     match hostcalls::get_current_time() {
         // A clock before the epoch reads as 0.
         Ok(t) => t
@@ -156,7 +167,11 @@ pub fn now_ms() -> u64 {
 
 /// Read a shared-data value and its CAS token (absent when the host fails, logged).
 pub fn shared_get(key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-    hostcalls::get_shared_data(key).unwrap_or_else(|s| {
+    let got = hostcalls::get_shared_data(key);
+    note(Kind::SharedGet, || {
+        host_calls::value_len(got.as_ref().ok().map(|g| &g.0))
+    });
+    got.unwrap_or_else(|s| {
         log::warn!("{}", host_err(&format!("get_shared_data {key}"), s));
         (None, None)
     })
@@ -172,6 +187,7 @@ pub enum SetOutcome {
 
 /// Write a shared-data value; `cas` of `None` writes unconditionally.
 pub fn shared_set(key: &str, value: &[u8], cas: Option<u32>) -> SetOutcome {
+    note(Kind::SharedSet, || key.len() + value.len());
     match hostcalls::set_shared_data(key, Some(value), cas) {
         Ok(()) => SetOutcome::Ok,
         Err(Status::CasMismatch) => SetOutcome::CasMismatch,
@@ -189,6 +205,7 @@ pub fn dispatch(
     body: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<u32> {
+    note(Kind::Dispatch, || body.map_or(0, <[u8]>::len));
     let hs: Vec<(&str, &str)> = headers
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -199,6 +216,7 @@ pub fn dispatch(
 
 /// Ask for `on_tick` every `period` (zero stops ticking).
 pub fn set_tick_period(period: Duration) {
+    note(Kind::Other, || 0);
     if let Err(s) = hostcalls::set_tick_period(period) {
         log::warn!("{}", host_err("set_tick_period", s));
     }
@@ -218,6 +236,7 @@ impl Store for HostStore {
 
 /// The request body received so far (for admin requests).
 pub fn request_body(size: usize) -> Vec<u8> {
+    note(Kind::Buffer, || size);
     match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size) {
         Ok(b) => b.unwrap_or_default(),
         Err(s) => {
@@ -229,6 +248,7 @@ pub fn request_body(size: usize) -> Vec<u8> {
 
 /// Define a counter (or gauge) metric; `None` if the host refuses (logged).
 pub fn define_metric(kind: proxy_wasm::types::MetricType, name: &str) -> Option<u32> {
+    note(Kind::Metric, || 0);
     hostcalls::define_metric(kind, name)
         .map_err(|s| log::warn!("{}", host_err(&format!("define_metric {name}"), s)))
         .ok()
@@ -236,6 +256,7 @@ pub fn define_metric(kind: proxy_wasm::types::MetricType, name: &str) -> Option<
 
 /// Tell the host that a root context which returned false from `on_done` has finished.
 pub fn done() {
+    note(Kind::Other, || 0);
     if let Err(s) = hostcalls::done() {
         log::warn!("{}", host_err("done", s));
     }
@@ -243,6 +264,7 @@ pub fn done() {
 
 /// Set a gauge.
 pub fn record_metric(id: u32, value: u64) {
+    note(Kind::Metric, || 0);
     if let Err(s) = hostcalls::record_metric(id, value) {
         log::warn!("{}", host_err(&format!("record_metric {id}"), s));
     }
@@ -250,6 +272,7 @@ pub fn record_metric(id: u32, value: u64) {
 
 /// Add to a counter.
 pub fn increment_metric(id: u32, by: i64) {
+    note(Kind::Metric, || 0);
     if let Err(s) = hostcalls::increment_metric(id, by) {
         log::warn!("{}", host_err(&format!("increment_metric {id}"), s));
     }
@@ -295,6 +318,7 @@ impl Metrics for WasmHost<'_> {
 
 /// Resume the request this HTTP context paused (after a call's answer said continue).
 pub fn resume_request() {
+    note(Kind::Other, || 0);
     if let Err(s) = hostcalls::resume_http_request() {
         log::error!("api-warden: {}", host_err("resume_http_request", s));
     }
@@ -303,6 +327,7 @@ pub fn resume_request() {
 /// Make `context_id` the context later host calls act on (a root context answering a paused
 /// HTTP context).
 pub fn set_effective_context(context_id: u32) -> Result<()> {
+    note(Kind::Other, || 0);
     hostcalls::set_effective_context(context_id).map_err(|s| host_err("set_effective_context", s))
 }
 
@@ -314,6 +339,7 @@ pub fn set_effective_context(context_id: u32) -> Result<()> {
 pub fn edit_request(edit: &api_warden_core::pipeline::RequestEdit, body_len: usize) {
     let map = MapType::HttpRequestHeaders;
     let set = |name: &str, value: Option<&str>| {
+        note(Kind::Other, || value.map_or(0, str::len));
         if let Err(s) = hostcalls::set_map_value(map, name, value) {
             log::warn!("{}", host_err(&format!("setting request header {name}"), s));
         }
@@ -327,6 +353,7 @@ pub fn edit_request(edit: &api_warden_core::pipeline::RequestEdit, body_len: usi
     for h in &edit.headers {
         set(&h.name, None);
         for v in &h.values {
+            note(Kind::Other, || v.len());
             if let Err(s) = hostcalls::add_map_value(map, &h.name, v) {
                 log::warn!(
                     "{}",
@@ -336,6 +363,7 @@ pub fn edit_request(edit: &api_warden_core::pipeline::RequestEdit, body_len: usi
         }
     }
     if let Some(b) = &edit.body {
+        note(Kind::Buffer, || b.len());
         if let Err(s) = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body_len, b) {
             log::warn!("{}", host_err("replacing the request body", s));
         }
@@ -344,6 +372,7 @@ pub fn edit_request(edit: &api_warden_core::pipeline::RequestEdit, body_len: usi
 
 /// The response body received so far.
 pub fn response_body(size: usize) -> Vec<u8> {
+    note(Kind::Buffer, || size);
     match hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size) {
         Ok(b) => b.unwrap_or_default(),
         Err(s) => {
@@ -355,7 +384,16 @@ pub fn response_body(size: usize) -> Vec<u8> {
 
 /// Resume the response this HTTP context held.
 pub fn resume_response() {
+    note(Kind::Other, || 0);
     if let Err(s) = hostcalls::resume_http_response() {
         log::error!("api-warden: {}", host_err("resume_http_response", s));
+    }
+}
+
+fn map_kind(map: MapType) -> Kind {
+    match map {
+        MapType::HttpRequestHeaders => Kind::RequestHeaders,
+        MapType::HttpResponseHeaders => Kind::ResponseHeaders,
+        _ => Kind::CallHeaders,
     }
 }

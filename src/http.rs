@@ -19,6 +19,11 @@ use proxy_wasm::types::Action;
 use crate::host::{self, HostStore, WasmHost};
 use crate::metrics::Stats;
 
+thread_local! {
+    /// The record's buffer, reused by every request of this VM (cleared, never shrunk).
+    static RECORD: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 pub(crate) struct Http {
     pub(crate) context_id: u32,
     pub(crate) runtime: Rc<Runtime>,
@@ -418,7 +423,10 @@ impl HttpContext for Http {
 
     fn on_http_response_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
         let sideband = self.runtime.external.is_some();
-        if !self.needs_record() && !sideband {
+        // Without the record's response headers, on_log reads the status as a property.
+        let for_record =
+            self.needs_record() && self.runtime.services.analytics.parts.response_headers;
+        if !for_record && !sideband {
             return Action::Continue;
         }
         let headers = host::response_headers();
@@ -495,10 +503,18 @@ impl HttpContext for Http {
         }
         let analytics = &self.runtime.services.analytics;
         let fs = analytics.filter_state;
-        let rec = record::build(x, analytics.redact);
-        if fs != FilterState::None {
-            host::set_filter_state("api_warden.record", rec.as_bytes());
-        }
+        RECORD.with_borrow_mut(|rec| {
+            record::write(rec, x, analytics.redact, analytics.parts);
+            if fs != FilterState::None {
+                host::set_filter_state("api_warden.record", rec);
+            }
+            if let Some(ex) = &self.exporter {
+                // The exporter keeps the record: it takes the buffer (the next request's is
+                // allocated anew, as without reuse).
+                let text = String::from_utf8(std::mem::take(rec)).unwrap_or_default();
+                ex.borrow_mut().push(text);
+            }
+        });
         if fs == FilterState::All {
             let c = &x.outcome.identity.client;
             for (k, v) in [
@@ -520,9 +536,6 @@ impl HttpContext for Http {
                     host::set_filter_state("api_warden.reason", r.as_bytes());
                 }
             }
-        }
-        if let Some(ex) = &self.exporter {
-            ex.borrow_mut().push(rec);
         }
     }
 }

@@ -5,6 +5,8 @@
 #[cfg(target_os = "wasi")]
 mod host;
 #[cfg(target_os = "wasi")]
+mod host_calls;
+#[cfg(target_os = "wasi")]
 mod http;
 #[cfg(target_os = "wasi")]
 mod metrics;

@@ -61,6 +61,7 @@ impl Stats {
         for (c, n) in Counter::ALL.iter().zip(pending) {
             self.inc(*c, n);
         }
+        crate::host_calls::publish();
     }
 
     /// Publish the list sizes (every worker publishes the same process-wide values).

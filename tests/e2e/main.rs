@@ -25,6 +25,7 @@ mod identity;
 mod otlp;
 mod pingauthorize;
 mod protections;
+mod record_parts;
 mod records;
 mod sideband;
 mod skeleton;

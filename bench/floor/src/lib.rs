@@ -1,29 +1,79 @@
 //! Benchmark floor: a pass-through proxy-wasm HTTP filter. It creates an HTTP context per request
 //! and continues, which is the cost every wasm filter pays before doing any work.
+//!
+//! Its plugin configuration can add one way of reading the request headers, so the benchmark
+//! can price the choice for api-warden's enforcement-only path (configurations Bm and Bh):
+//! `map` reads the whole header map in one host call; `headers:a,b,c` reads the named headers
+//! one host call each. Anything else (the default, empty) reads nothing.
+
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Warn);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Floor) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Floor::default()) });
 }}
 
-struct Floor;
+#[derive(Clone, Default)]
+enum Read {
+    #[default]
+    Nothing,
+    Map,
+    Headers(Vec<String>),
+}
+
+#[derive(Default)]
+struct Floor {
+    read: Rc<RefCell<Read>>,
+}
+
 impl Context for Floor {}
 impl RootContext for Floor {
-    fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Pass))
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let cfg = self.get_plugin_configuration().unwrap_or_default();
+        let cfg = String::from_utf8_lossy(&cfg);
+        *self.read.borrow_mut() = match cfg.trim() {
+            "map" => Read::Map,
+            c => match c.strip_prefix("headers:") {
+                Some(names) => Read::Headers(names.split(',').map(str::to_string).collect()),
+                None => Read::Nothing,
+            },
+        };
+        true
     }
+
+    fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Pass {
+            read: self.read.borrow().clone(),
+        }))
+    }
+
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
     }
 }
 
-struct Pass;
+struct Pass {
+    read: Read,
+}
+
 impl Context for Pass {}
 impl HttpContext for Pass {
     fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
+        match &self.read {
+            Read::Nothing => {}
+            Read::Map => {
+                std::hint::black_box(self.get_http_request_headers_bytes());
+            }
+            Read::Headers(names) => {
+                for n in names {
+                    std::hint::black_box(self.get_http_request_header_bytes(n));
+                }
+            }
+        }
         Action::Continue
     }
 }

@@ -13,7 +13,7 @@ use crate::decision::Decision;
 use crate::jwt::AccessToken;
 use crate::pipeline::Outcome;
 use crate::request::Request;
-use crate::services::Redact;
+use crate::services::{RecordParts, Redact};
 
 /// Where the request sits under its API (owned, so it outlives the borrowed configuration).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -176,12 +176,22 @@ pub fn timestamp(ms: u64) -> String {
 /// Build the record as a JSON value (for tests and callers that want to inspect it).
 pub fn build_value(x: &Exchange, mode: Redact) -> Value {
     let secrets = secrets(x, mode);
-    serde_json::to_value(Record::new(x, mode, &secrets)).unwrap_or(Value::Null)
+    let parts = RecordParts::default();
+    serde_json::to_value(Record::new(x, mode, parts, &secrets)).unwrap_or(Value::Null)
 }
 
-/// The record as JSON text, serialized straight from borrowed data (no intermediate JSON tree:
-/// this runs for every request).
+/// The record (every part) as JSON text, serialized straight from borrowed data (no
+/// intermediate JSON tree: this runs for every request).
 pub fn build(x: &Exchange, mode: Redact) -> String {
+    let mut out = Vec::new();
+    write(&mut out, x, mode, RecordParts::default());
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Serialize the record with the optional `parts` into `out`, cleared first and grown only when
+/// too small, so one buffer serves every request of a VM. Empty when serialization fails.
+pub fn write(out: &mut Vec<u8>, x: &Exchange, mode: Redact, parts: RecordParts) {
+    out.clear();
     let secrets = secrets(x, mode);
     // Sized from the headers (they appear once or twice: raw, then as identifiers and the
     // access token), so the buffer rarely grows.
@@ -193,11 +203,10 @@ pub fn build(x: &Exchange, mode: Redact) -> String {
         .chain(&x.response_headers)
         .map(|(k, v)| k.len() + v.len() + 8)
         .sum();
-    let mut out = Vec::with_capacity(1024 + 3 * header_bytes);
-    if serde_json::to_writer(&mut out, &Record::new(x, mode, &secrets)).is_err() {
-        return String::new();
+    out.reserve(1024 + 3 * header_bytes);
+    if serde_json::to_writer(&mut *out, &Record::new(x, mode, parts, &secrets)).is_err() {
+        out.clear();
     }
-    String::from_utf8(out).unwrap_or_default()
 }
 
 /// The record's shape; field order is the output order.
@@ -217,7 +226,12 @@ struct Record<'a> {
 }
 
 impl<'a> Record<'a> {
-    fn new(x: &'a Exchange, mode: Redact, secrets: &'a [&'a str]) -> Record<'a> {
+    fn new(
+        x: &'a Exchange,
+        mode: Redact,
+        parts: RecordParts,
+        secrets: &'a [&'a str],
+    ) -> Record<'a> {
         let o = &x.outcome;
         let start_ms = if x.start_ms == 0 {
             x.end_ms
@@ -229,7 +243,7 @@ impl<'a> Record<'a> {
             service: o.api.as_ref().map(|m| m.name.as_str()),
             domain: None,
             identity_provider: o.identity.identity_provider.as_deref(),
-            attributes: Attributes::new(x, mode, secrets),
+            attributes: Attributes::new(x, mode, parts, secrets),
             ase: AseSection::new(o, mode),
             timestamp: timestamp(start_ms),
             duration_ms: x.end_ms.saturating_sub(start_ms),
@@ -240,7 +254,12 @@ impl<'a> Record<'a> {
 }
 
 impl<'a> Attributes<'a> {
-    fn new(x: &'a Exchange, mode: Redact, secrets: &'a [&'a str]) -> Attributes<'a> {
+    fn new(
+        x: &'a Exchange,
+        mode: Redact,
+        parts: RecordParts,
+        secrets: &'a [&'a str],
+    ) -> Attributes<'a> {
         let req = &x.request.view;
         let o = &x.outcome;
         Attributes {
@@ -251,16 +270,16 @@ impl<'a> Attributes<'a> {
                 Cow::Owned(redact_uri(&req.path, mode, secrets))
             },
             resource_path: o.api.as_ref().map(|m| m.trailing_path.as_str()),
-            query: Query {
+            query: parts.query_parameters.then_some(Query {
                 params: &x.request.query,
                 mode,
                 secrets,
-            },
-            request_headers: Headers {
+            }),
+            request_headers: parts.request_headers.then_some(Headers {
                 headers: &req.headers,
                 mode,
                 secrets,
-            },
+            }),
             correlation_id: req.header("x-request-id"),
             access_token: o
                 .identity
@@ -275,11 +294,11 @@ impl<'a> Attributes<'a> {
                 valid: c.valid,
             }),
             response_status: x.response_status,
-            response_headers: Headers {
+            response_headers: parts.response_headers.then_some(Headers {
                 headers: &x.response_headers,
                 mode,
                 secrets,
-            },
+            }),
             gateway: Gateway {
                 base_path: o.api.as_ref().map(|m| m.base_path.as_str()),
                 trailing_path: o.api.as_ref().map(|m| m.trailing_path.as_str()),
@@ -354,10 +373,16 @@ struct Attributes<'a> {
     uri: Cow<'a, str>,
     #[serde(rename = "HttpRequest.ResourcePath")]
     resource_path: Option<&'a str>,
-    #[serde(rename = "HttpRequest.QueryParameters")]
-    query: Query<'a>,
-    #[serde(rename = "HttpRequest.RequestHeaders")]
-    request_headers: Headers<'a>,
+    #[serde(
+        rename = "HttpRequest.QueryParameters",
+        skip_serializing_if = "Option::is_none"
+    )]
+    query: Option<Query<'a>>,
+    #[serde(
+        rename = "HttpRequest.RequestHeaders",
+        skip_serializing_if = "Option::is_none"
+    )]
+    request_headers: Option<Headers<'a>>,
     #[serde(rename = "HttpRequest.CorrelationId")]
     correlation_id: Option<&'a str>,
     #[serde(
@@ -372,8 +397,11 @@ struct Attributes<'a> {
     client_certificate: Option<Cert<'a>>,
     #[serde(rename = "HttpRequest.ResponseStatus")]
     response_status: Option<u16>,
-    #[serde(rename = "HttpRequest.ResponseHeaders")]
-    response_headers: Headers<'a>,
+    #[serde(
+        rename = "HttpRequest.ResponseHeaders",
+        skip_serializing_if = "Option::is_none"
+    )]
+    response_headers: Option<Headers<'a>>,
     #[serde(rename = "Gateway")]
     gateway: Gateway<'a>,
 }
@@ -480,7 +508,7 @@ struct Headers<'a> {
 impl Serialize for Headers<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
-        for (i, (name, _)) in self.headers.iter().enumerate() {
+        for (i, (name, value)) in self.headers.iter().enumerate() {
             if name.starts_with(':') {
                 continue;
             }
@@ -492,6 +520,23 @@ impl Serialize for Headers<'_> {
             if seen {
                 continue;
             }
+            let key = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(name.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(name.as_str())
+            };
+            // Most headers come once: their one-value array needs no vector.
+            let repeated = self
+                .headers
+                .iter()
+                .skip(i + 1)
+                .any(|(k, _)| k.eq_ignore_ascii_case(name));
+            if !repeated {
+                if let Some(v) = header_value(name, value, self.mode, self.secrets) {
+                    map.serialize_entry(&key, &[v])?;
+                }
+                continue;
+            }
             let values: Vec<Cow<'_, str>> = self
                 .headers
                 .iter()
@@ -499,13 +544,8 @@ impl Serialize for Headers<'_> {
                 .filter(|(k, _)| k.eq_ignore_ascii_case(name))
                 .filter_map(|(_, v)| header_value(name, v, self.mode, self.secrets))
                 .collect();
-            if values.is_empty() {
-                continue;
-            }
-            if name.bytes().any(|b| b.is_ascii_uppercase()) {
-                map.serialize_entry(&name.to_ascii_lowercase(), &values)?;
-            } else {
-                map.serialize_entry(name, &values)?;
+            if !values.is_empty() {
+                map.serialize_entry(&key, &values)?;
             }
         }
         map.end()
@@ -547,5 +587,7 @@ impl Serialize for Query<'_> {
     }
 }
 
+#[cfg(test)]
+mod parts_tests;
 #[cfg(test)]
 mod tests;

@@ -59,6 +59,29 @@ pub enum FilterState {
     None,
 }
 
+/// The record's optional parts (`analytics.record_request_headers`, `.record_response_headers`,
+/// `.record_query_parameters`): all on by default, today's record. A part left out is left out
+/// of the record; without the response headers the filter does not read them at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordParts {
+    /// `HttpRequest.RequestHeaders`.
+    pub request_headers: bool,
+    /// `HttpRequest.ResponseHeaders` (the status is kept).
+    pub response_headers: bool,
+    /// `HttpRequest.QueryParameters` (the URI keeps the query string).
+    pub query_parameters: bool,
+}
+
+impl Default for RecordParts {
+    fn default() -> Self {
+        RecordParts {
+            request_headers: true,
+            response_headers: true,
+            query_parameters: true,
+        }
+    }
+}
+
 /// How exported batches are encoded (`analytics.format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ExportFormat {
@@ -76,6 +99,8 @@ pub struct AnalyticsSettings {
     pub redact: Redact,
     /// Filter states set for access loggers (each costs a host call, about 1 µs).
     pub filter_state: FilterState,
+    /// The record's optional parts.
+    pub parts: RecordParts,
     /// Encoding of the exported batches.
     pub format: ExportFormat,
     /// Envoy cluster of the collector; no export when absent.
@@ -94,6 +119,7 @@ impl Default for AnalyticsSettings {
         AnalyticsSettings {
             redact: Redact::None,
             filter_state: FilterState::All,
+            parts: RecordParts::default(),
             format: ExportFormat::Json,
             cluster: None,
             path: default_analytics_path(),
@@ -178,6 +204,9 @@ const ATTACK_LIST_KEYS: &[&str] = &[
 
 const ANALYTICS_KEYS: &[&str] = &[
     "redact",
+    "record_request_headers",
+    "record_response_headers",
+    "record_query_parameters",
     "filter_state",
     "format",
     "cluster",
@@ -274,6 +303,11 @@ fn parse_analytics(s: Section<'_>) -> Result<AnalyticsSettings> {
     let a = AnalyticsSettings {
         redact: s.choice("redact", &redact)?.unwrap_or_default(),
         filter_state: s.choice("filter_state", &filter_state)?.unwrap_or_default(),
+        parts: RecordParts {
+            request_headers: s.flag("record_request_headers")?.unwrap_or(true),
+            response_headers: s.flag("record_response_headers")?.unwrap_or(true),
+            query_parameters: s.flag("record_query_parameters")?.unwrap_or(true),
+        },
         format,
         cluster: s.string("cluster")?,
         path: s.string("path")?.unwrap_or_else(|| match format {
@@ -553,6 +587,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown variant `some`"), "{e}");
+    }
+
+    #[test]
+    fn record_parts_default_on_and_switch_off_one_by_one() {
+        assert_eq!(parse("{}").unwrap().analytics.parts, RecordParts::default());
+        let a = parse(r#"{"analytics": {"record_response_headers": false}}"#)
+            .unwrap()
+            .analytics;
+        assert_eq!(
+            (
+                a.parts.request_headers,
+                a.parts.response_headers,
+                a.parts.query_parameters
+            ),
+            (true, false, true)
+        );
+        let e = parse(r#"{"analytics": {"record_request_headers": "no"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("analytics.record_request_headers must be true or false"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -58,7 +58,7 @@ fn access_token() -> AccessToken {
 }
 
 /// A matched, allowed exchange with every identifier captured.
-fn exchange() -> Exchange {
+pub(super) fn exchange() -> Exchange {
     Exchange {
         request: Request::parse(RequestView {
             method: "GET".into(),
