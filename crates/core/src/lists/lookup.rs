@@ -61,8 +61,8 @@ impl ConfigLists {
 
 /// Slots of a [`FeedCache`] (direct-mapped).
 pub const FEED_CACHE_SLOTS: usize = 2048;
-/// Buckets larger than this are not cached, which bounds a cache to 8 MiB (a bucket holds about
-/// 8 to 16 entries, a few hundred bytes for tokens, keys and addresses).
+/// Buckets larger than this are not cached, which bounds a cache to 8 MiB (a feed bucket holds
+/// about 64 entries, about 1 KiB for tokens, keys and addresses).
 pub const FEED_CACHE_MAX_BUCKET: usize = 4096;
 
 /// A per-VM cache of attack-list (feed) buckets, direct-mapped on (type, bucket). An entry read
