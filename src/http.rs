@@ -462,7 +462,8 @@ impl HttpContext for Http {
         if self.hold.request_body.is_some() || self.hold.response_body.is_some() {
             let response = self.hold.response_body.is_some();
             self.body_waits.borrow_mut().retain(|w| w.context_id != id);
-            // A body that started and never ended: the client went away (no call was made).
+            // Still held for a body that never came when the stream ended (the client went
+            // away): no call was made.
             if !self.hold.body_came {
                 self.body_released(response);
             }

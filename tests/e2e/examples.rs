@@ -69,6 +69,19 @@ fn start_ready(name: &str) -> (Envoy, Vec<(u16, u16)>) {
     }
 }
 
+/// The status of a request from `eve`, whom every sideband example blocks locally.
+fn eve_status(envoy: &Envoy) -> u16 {
+    let eve = Jwt::claims(&json!({"username": "eve"})).build();
+    let auth = format!("Bearer {eve}");
+    envoy.get("/shop/items", &[("authorization", &auth)]).status
+}
+
+/// Counter `name` reaches `want` within 5 s.
+fn assert_stat_reaches(envoy: &Envoy, name: &str, want: u64) {
+    let counted = crate::harness::eventually(5, || envoy.try_stat(name) == Some(want));
+    assert!(counted, "{name}: {:?}, want {want}", envoy.try_stat(name));
+}
+
 #[test]
 fn demo_passes_and_blocks_as_the_readme_says() {
     let (envoy, _) = start_ready("envoy.yaml");
@@ -118,22 +131,10 @@ fn sideband_ase_example_starts_and_fails_open_while_no_ase_listens() {
     let (envoy, _) = start_ready("sideband-ase.yaml");
     let r = envoy.get("/shop/items", &[]);
     assert_eq!(r.status, 200, "{}", r.body_text());
-    let eve = Jwt::claims(&json!({"username": "eve"})).build();
-    let auth = format!("Bearer {eve}");
-    assert_eq!(
-        envoy.get("/shop/items", &[("authorization", &auth)]).status,
-        403
-    );
+    assert_eq!(eve_status(&envoy), 403);
     // The example logs records to stdout; its counters tell what happened: one call failed
     // (nothing listens on ASE's ports), the locally blocked request was never sent.
-    let counted = crate::harness::eventually(5, || {
-        envoy.try_stat("wasmcustom.api_warden.sideband.errors") == Some(1)
-    });
-    assert!(
-        counted,
-        "{:?}",
-        envoy.try_stat("wasmcustom.api_warden.sideband.errors")
-    );
+    assert_stat_reaches(&envoy, "wasmcustom.api_warden.sideband.errors", 1);
     assert_eq!(envoy.stat("wasmcustom.api_warden.sideband.requests"), 1);
 }
 
@@ -167,19 +168,11 @@ fn sideband_pingauthorize_example_starts_and_fails_closed_while_no_pingauthorize
     assert_eq!(post.status, 502);
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
     // A client api-warden blocks itself is never sent.
-    let eve = Jwt::claims(&json!({"username": "eve"})).build();
-    let auth = format!("Bearer {eve}");
-    assert_eq!(
-        envoy.get("/shop/items", &[("authorization", &auth)]).status,
-        403
-    );
-    let counted = crate::harness::eventually(5, || {
-        envoy.try_stat("wasmcustom.api_warden.sideband.pingauthorize.errors") == Some(2)
-    });
-    assert!(
-        counted,
-        "{:?}",
-        envoy.try_stat("wasmcustom.api_warden.sideband.pingauthorize.errors")
+    assert_eq!(eve_status(&envoy), 403);
+    assert_stat_reaches(
+        &envoy,
+        "wasmcustom.api_warden.sideband.pingauthorize.errors",
+        2,
     );
     assert_eq!(
         envoy.stat("wasmcustom.api_warden.sideband.pingauthorize.requests"),
