@@ -76,7 +76,7 @@ impl Http {
     /// Whether this request's record is used (a filter state or export): otherwise what only
     /// the record needs (response headers, timing, certificate) is not collected.
     fn needs_record(&self) -> bool {
-        self.runtime.services.analytics.filter_state != FilterState::None || self.exporter.is_some()
+        self.runtime.services.analytics.records()
     }
 
     fn reply(&self, status: u32, headers: &[(String, String)], body: &str) -> Action {

@@ -6,7 +6,7 @@ use serde::Serialize;
 pub use crate::ids::IdType;
 
 use crate::config::{Api, ApiKeyLocation, Ase, JwtConfig, JwtLocation};
-use crate::jwt::{self, AccessToken, ClaimRule, Claims, JwtError};
+use crate::jwt::{self, AccessToken, ClaimRule, Claims, JwtError, ACCESS_TOKEN_CLAIMS};
 use crate::parse;
 use crate::request::Request;
 
@@ -115,6 +115,19 @@ pub struct Identity {
 /// `now_unix_s` decides [`AccessToken::active`]. Never fails and never blocks: problems are
 /// reported in [`Identity::jwt`].
 pub fn identify(req: &Request, api: Option<&Api>, ase: &Ase, now_unix_s: i64) -> Identity {
+    identify_with(req, api, ase, now_unix_s, true)
+}
+
+/// As [`identify`]; without `access_token` (nothing records the request) the
+/// [`Identity::access_token`] is not built and of the JWT only the configured username and
+/// client id claims are.
+pub fn identify_with(
+    req: &Request,
+    api: Option<&Api>,
+    ase: &Ase,
+    now_unix_s: i64,
+    access_token: bool,
+) -> Identity {
     let mut id = Identity {
         client: Client {
             ip: client_ip(req, ase),
@@ -128,19 +141,21 @@ pub fn identify(req: &Request, api: Option<&Api>, ase: &Ase, now_unix_s: i64) ->
     capture_credentials(req, api, &mut id.client);
 
     if let Some(cfg) = &api.jwt {
-        let (outcome, decoded) = read_jwt(req, cfg);
+        let (outcome, decoded) = read_jwt(req, cfg, access_token);
         id.jwt = Some(outcome);
         if let Some(d) = decoded {
             if d.username.is_some() || d.client_id.is_some() {
                 id.identity_provider = Some(format!("jwt:{}", cfg.location.canonical()));
             }
-            let username = d.username.clone();
-            let mut at = AccessToken::from_claims(&d.token, &d.claims, username, now_unix_s);
-            // Like the username, the configured client id claim wins over the standard names.
-            if d.client_id.is_some() {
-                at.client_id.clone_from(&d.client_id);
+            if access_token {
+                let username = d.username.clone();
+                let mut at = AccessToken::from_claims(&d.token, &d.claims, username, now_unix_s);
+                // Like the username, the configured client id claim wins over the standard names.
+                if d.client_id.is_some() {
+                    at.client_id.clone_from(&d.client_id);
+                }
+                id.access_token = Some(at);
             }
-            id.access_token = Some(at);
             id.client.username = d.username;
             id.client.client_id = d.client_id;
         }
@@ -154,15 +169,13 @@ pub fn identify(req: &Request, api: Option<&Api>, ase: &Ase, now_unix_s: i64) ->
             }
         }
     }
-    if id.access_token.is_none() {
-        id.access_token = id
-            .client
-            .token
-            .as_deref()
-            .map(|t| match jwt::decode_payload(t) {
+    if access_token && id.access_token.is_none() {
+        id.access_token = id.client.token.as_deref().map(|t| {
+            match jwt::decode_claims(t, |c| ACCESS_TOKEN_CLAIMS.contains(&c)) {
                 Ok(claims) => AccessToken::from_claims(t, &claims, None, now_unix_s),
                 Err(_) => AccessToken::opaque(t),
-            });
+            }
+        });
     }
     id
 }
@@ -245,12 +258,18 @@ struct Decoded {
     client_id: Option<String>,
 }
 
-/// Find, decode and read the configured claims of the API's JWT.
-fn read_jwt(req: &Request, cfg: &JwtConfig) -> (JwtOutcome, Option<Decoded>) {
+/// Find, decode and read the configured claims of the API's JWT (and, with `access_token`, the
+/// claims [`AccessToken::from_claims`] reads).
+fn read_jwt(req: &Request, cfg: &JwtConfig, access_token: bool) -> (JwtOutcome, Option<Decoded>) {
     let Some(token) = locate_jwt(req, &cfg.location) else {
         return (outcome(JwtStatus::Absent, None), None);
     };
-    let claims = match jwt::decode_payload(&token) {
+    let keep = |c: &str| {
+        cfg.username.as_deref() == Some(c)
+            || cfg.clientid.as_deref() == Some(c)
+            || (access_token && ACCESS_TOKEN_CLAIMS.contains(&c))
+    };
+    let claims = match jwt::decode_claims(&token, keep) {
         Ok(claims) => claims,
         Err(e) => {
             let status = match e {

@@ -246,7 +246,8 @@ pub fn on_request_headers(
     }
     let m = cfg.match_request(req);
     let api = m.as_ref().map(|m| m.api);
-    let identity = identity::identify(req, api, &cfg.ase, now_s as i64);
+    let records = rt.services.analytics.records();
+    let identity = identity::identify_with(req, api, &cfg.ase, now_s as i64, records);
     let lookup = Lookup::new(
         store,
         &rt.config_lists,
@@ -561,3 +562,6 @@ mod tests;
 #[cfg(test)]
 #[path = "pipeline/protections_tests.rs"]
 mod protections_tests;
+
+#[cfg(test)]
+mod bench_tests;

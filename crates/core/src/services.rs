@@ -114,6 +114,14 @@ pub struct AnalyticsSettings {
     pub headers: BTreeMap<String, String>,
 }
 
+impl AnalyticsSettings {
+    /// Whether requests are recorded at all (a filter state or export): otherwise nothing only
+    /// the record needs is built or read.
+    pub fn records(&self) -> bool {
+        self.filter_state != FilterState::None || self.cluster.is_some()
+    }
+}
+
 impl Default for AnalyticsSettings {
     fn default() -> Self {
         AnalyticsSettings {

@@ -70,9 +70,20 @@ fn unsigned(claims: &Value) -> String {
     )
 }
 
-/// Identify with default ASE settings at [`NOW`].
+/// Identify with default ASE settings at [`NOW`]; also checks that identifying without the
+/// access token (nothing records the request) finds exactly the same, access token aside.
 fn run(r: &Request, a: &Api) -> Identity {
-    identify(r, Some(a), &Ase::default(), NOW)
+    let id = identify(r, Some(a), &Ase::default(), NOW);
+    let lean = identify_with(r, Some(a), &Ase::default(), NOW, false);
+    assert_eq!(lean.access_token, None);
+    assert_eq!(
+        Identity {
+            access_token: None,
+            ..id.clone()
+        },
+        lean
+    );
+    id
 }
 
 fn ok(error: Option<&str>) -> Option<JwtOutcome> {

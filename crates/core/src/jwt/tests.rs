@@ -352,3 +352,46 @@ mod signed {
         );
     }
 }
+
+#[test]
+fn decode_claims_builds_only_the_kept_claims_and_still_checks_the_rest() {
+    let payload = json!({"sub": "s", "username": "u", "permissions": ["a", "b"],
+                         "nested": {"deep": [1, {"x": null}]}, "n": 1.5});
+    let token = unsigned(payload.to_string().as_bytes());
+    let keep = |c: &str| c == "username" || c == "sub";
+    assert_eq!(
+        decode_claims(&token, keep),
+        Ok(claims(json!({"sub": "s", "username": "u"})))
+    );
+    assert_eq!(decode_claims(&token, |_| true), decode_payload(&token));
+    assert_eq!(decode_claims(&token, |_| false), Ok(Claims::new()));
+    // A repeated claim: the last one wins, as with every claim kept.
+    let twice = unsigned(br#"{"username":"a","username":"b"}"#);
+    assert_eq!(
+        decode_claims(&twice, keep),
+        Ok(claims(json!({"username": "b"})))
+    );
+    assert_eq!(decode_claims(&twice, keep), decode_payload(&twice));
+    // Malformed JSON in a claim that is not kept is still an error, with the same text.
+    for bad in [
+        &br#"{"username":"u","x":[1,}"#[..],
+        br#"{"username":"u","x":"\q"}"#,
+        br#"{"username":"u"} trailing"#,
+        br#"{"username":"u","x":tru}"#,
+        br#"{"username":"u""#,
+    ] {
+        let t = unsigned(bad);
+        let got = decode_claims(&t, keep);
+        assert!(
+            matches!(&got, Err(JwtError::Invalid(r)) if r.starts_with("payload is not valid JSON")),
+            "{got:?}"
+        );
+        assert_eq!(got, decode_payload(&t), "{}", String::from_utf8_lossy(bad));
+    }
+    for not_object in [&b"[1,{\"a\":2}]"[..], b"\"sub\"", b"null", b"12", b"true"] {
+        assert_eq!(
+            decode_claims(&unsigned(not_object), keep),
+            err("payload is not a JSON object")
+        );
+    }
+}
