@@ -138,10 +138,13 @@ pub fn identify_with(
     let Some(api) = api else {
         return id;
     };
-    capture_credentials(req, api, &mut id.client);
+    // The OAuth2 token and a JWT at `h:authorization:bearer` are the same credential: found once.
+    let bearer = std::cell::OnceCell::new();
+    let bearer = || *bearer.get_or_init(|| bearer_token(req));
+    capture_credentials(req, api, &mut id.client, bearer);
 
     if let Some(cfg) = &api.jwt {
-        let (outcome, decoded) = read_jwt(req, cfg, access_token);
+        let (outcome, decoded) = read_jwt(req, cfg, access_token, bearer);
         id.jwt = Some(outcome);
         if let Some(d) = decoded {
             if d.username.is_some() || d.client_id.is_some() {
@@ -181,9 +184,14 @@ pub fn identify_with(
 }
 
 /// The API's credentials: OAuth2 token, API key, session cookie (and its decoded form).
-fn capture_credentials(req: &Request, api: &Api, c: &mut Client) {
+fn capture_credentials<'r>(
+    req: &'r Request,
+    api: &Api,
+    c: &mut Client,
+    bearer: impl Fn() -> Option<&'r str>,
+) {
     if api.oauth2_access_token {
-        c.token = bearer_token(req)
+        c.token = bearer()
             .map(str::to_string)
             .or_else(|| req.query_param("access_token").map(str::to_string))
             .filter(|t| !t.is_empty());
@@ -236,14 +244,18 @@ fn bearer_token(req: &Request) -> Option<&str> {
 /// A custom header (`h:<name>`) is trimmed and an optional `Bearer ` scheme prefix is removed,
 /// so `h:authorization` and `h:x-jwt: Bearer eyJ…` both work; of a comma-joined value (a
 /// repeated inline header) the first credential is used.
-fn locate_jwt(req: &Request, location: &JwtLocation) -> Option<String> {
+fn locate_jwt<'r>(
+    req: &'r Request,
+    location: &JwtLocation,
+    bearer: impl Fn() -> Option<&'r str>,
+) -> Option<String> {
     let token = match location {
         JwtLocation::Query(key) => req.query_param(key).map(str::to_string),
         JwtLocation::Header(name) => req
             .header(name)
             .and_then(|v| parse::credentials(v).next())
             .map(|v| parse::strip_bearer(v).to_string()),
-        JwtLocation::Bearer => bearer_token(req).map(str::to_string),
+        JwtLocation::Bearer => bearer().map(str::to_string),
         JwtLocation::Mac => authorization(req).find_map(parse::mac_id),
         JwtLocation::Cookie(name) => req.cookie(name),
     };
@@ -260,8 +272,13 @@ struct Decoded {
 
 /// Find, decode and read the configured claims of the API's JWT (and, with `access_token`, the
 /// claims [`AccessToken::from_claims`] reads).
-fn read_jwt(req: &Request, cfg: &JwtConfig, access_token: bool) -> (JwtOutcome, Option<Decoded>) {
-    let Some(token) = locate_jwt(req, &cfg.location) else {
+fn read_jwt<'r>(
+    req: &'r Request,
+    cfg: &JwtConfig,
+    access_token: bool,
+    bearer: impl Fn() -> Option<&'r str>,
+) -> (JwtOutcome, Option<Decoded>) {
+    let Some(token) = locate_jwt(req, &cfg.location, bearer) else {
         return (outcome(JwtStatus::Absent, None), None);
     };
     let keep = |c: &str| {

@@ -90,13 +90,13 @@ pub fn decode_claims(token: &str, keep: impl Fn(&str) -> bool) -> Result<Claims,
     if payload.is_empty() {
         return Err(invalid("payload is empty".into()));
     }
-    let payload = if payload.contains(['+', '/']) {
-        std::borrow::Cow::Owned(payload.replace('+', "-").replace('/', "_"))
-    } else {
-        std::borrow::Cow::Borrowed(payload)
-    };
+    // base64url first; the standard alphabet only when that fails (a token built by hand).
     let bytes = B64URL
         .decode(payload.as_bytes())
+        .or_else(|e| match payload.contains(['+', '/']) {
+            true => B64URL.decode(payload.replace('+', "-").replace('/', "_")),
+            false => Err(e),
+        })
         .map_err(|_| invalid("payload is not valid base64url".into()))?;
     let mut de = serde_json::Deserializer::from_slice(&bytes);
     let read = serde::Deserializer::deserialize_any(&mut de, PayloadVisitor { keep: &keep })

@@ -118,9 +118,28 @@ fn auth_scheme(value: &str) -> Option<(&str, &str)> {
 /// Split at the first ASCII whitespace byte (scanning bytes: such a byte is always a character
 /// boundary); the second part starts with it.
 fn split_at_ascii_ws(s: &str) -> Option<(&str, &str)> {
-    s.bytes()
+    first_ascii_ws(s.as_bytes()).and_then(|i| s.split_at_checked(i))
+}
+
+/// The position of the first ASCII whitespace byte. A token may be kilobytes long, so words of 8
+/// bytes are skipped while none of their bytes is below `0x21` (whitespace is `0x09`-`0x0d` and
+/// `0x20`; `(x - 0x21…) & !x & 0x80…` is non-zero exactly when some byte of `x` is below `0x21`),
+/// then the bytes from there are looked at one by one.
+fn first_ascii_ws(b: &[u8]) -> Option<usize> {
+    const LOW: u64 = 0x2121_2121_2121_2121;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut start = 0;
+    for word in b.chunks_exact(8) {
+        let x = <[u8; 8]>::try_from(word).map_or(0, u64::from_le_bytes);
+        if x.wrapping_sub(LOW) & !x & HIGH != 0 {
+            break;
+        }
+        start += 8;
+    }
+    let rest = b.get(start..)?;
+    rest.iter()
         .position(|b| b.is_ascii_whitespace())
-        .and_then(|i| s.split_at_checked(i))
+        .map(|i| i + start)
 }
 
 /// The individual credentials of an `Authorization` value, in order, trimmed, empty ones skipped.

@@ -33,7 +33,12 @@ pub(super) fn fnv1a(bytes: &[u8]) -> u64 {
 /// depends on every byte (FNV-1a's bits 32 to 39 barely change with a value's last byte, which
 /// fills some buckets several times over when there are few of them).
 pub(super) fn feed_hash(bytes: &[u8]) -> u64 {
-    let mut k = fnv1a(bytes);
+    feed_hash_of(fnv1a(bytes))
+}
+
+/// [`feed_hash`] from the value's [`fnv1a`] (computed once per value, not per list).
+pub(super) fn feed_hash_of(fnv: u64) -> u64 {
+    let mut k = fnv;
     k ^= k >> 33;
     k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
     k ^= k >> 33;

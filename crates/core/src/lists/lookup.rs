@@ -175,7 +175,10 @@ impl<'a, S: Store> Lookup<'a, S> {
             return Some(Source::Config);
         }
         let ti = type_idx(t);
-        let h = fnv1a(value.as_bytes());
+        // Hashed at most once, and only when shared data holds entries of this type: a value
+        // may be a kilobyte-long token.
+        let fnv = std::cell::OnceCell::new();
+        let h = || *fnv.get_or_init(|| fnv1a(value.as_bytes()));
         let meta = self.meta();
         let dyn_count = meta
             .dyn_count
@@ -184,7 +187,7 @@ impl<'a, S: Store> Lookup<'a, S> {
             .copied()
             .unwrap_or(0);
         if dyn_count > 0 {
-            let key = dyn_key(list, t, bucket_of(h, DYN_BUCKETS));
+            let key = dyn_key(list, t, bucket_of(h(), DYN_BUCKETS));
             if let (Some(b), _) = self.store.get(&key) {
                 if let Some(src) = find(&b, value, self.now) {
                     if !src.is_detection() || self.detected_enabled {
@@ -197,7 +200,7 @@ impl<'a, S: Store> Lookup<'a, S> {
             let count = meta.feed_count.get(ti).copied().unwrap_or(0);
             let nb = meta.feed_buckets.get(ti).copied().unwrap_or(0);
             if count > 0 && nb > 0 {
-                let h = feed_hash(value.as_bytes());
+                let h = feed_hash_of(h());
                 let bucket = feed_bucket_of(h, nb);
                 let read = || self.store.get(&feed_key(meta.generation % 2, t, bucket)).0;
                 return match self.cache {

@@ -336,3 +336,28 @@ fn raw_query_and_fragment() {
     assert_eq!(raw_query("?"), Some(""));
     assert_eq!(raw_query(""), None);
 }
+
+#[test]
+fn first_ascii_ws_agrees_with_a_byte_scan() {
+    let mut inputs: Vec<Vec<u8>> = vec![vec![], b"abc".to_vec(), b"Bearer x".to_vec()];
+    let long = b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln".repeat(30);
+    for pos in [0, 1, 7, 8, 9, 15, 16, 63, 64, 500, long.len() - 1] {
+        for ws in [b' ', b'\t', b'\n', b'\r', 0x0b, 0x0c] {
+            let mut v = long.clone();
+            v[pos] = ws;
+            inputs.push(v);
+        }
+        // Bytes below 0x21 that are not whitespace, and non-ASCII ones, are skipped over.
+        let mut v = long.clone();
+        v[pos] = 0x01;
+        inputs.push(v.clone());
+        v[long.len() - 1] = b' ';
+        inputs.push(v);
+    }
+    inputs.push("é日本\u{1F4A9} x".as_bytes().to_vec());
+    inputs.push(long.clone());
+    for b in &inputs {
+        let want = b.iter().position(|c| c.is_ascii_whitespace());
+        assert_eq!(first_ascii_ws(b), want, "{:?}", String::from_utf8_lossy(b));
+    }
+}

@@ -123,6 +123,22 @@ fn bench_kind(kind: &str, analytics: Value) {
     let records = rt.services.analytics.records();
     let store = MemStore::default();
     let now = 1_700_000_000_000u64;
+    // 10,000 feed entries per type, as the attack list loads them (none is this request's).
+    let list = |f: &dyn Fn(u32) -> String| {
+        let v: Vec<String> = (0..10_000).map(|i| format!("{:?}", f(i))).collect();
+        v.join(",")
+    };
+    let page = format!(
+        r#"{{"ip": [{}], "token": [{}], "api_key": [{}], "cookie": [{}], "username": [{}]}}"#,
+        list(&|i| format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255)),
+        list(&|i| format!("tok-{i}")),
+        list(&|i| format!("key-{i}")),
+        list(&|i| format!("sess-{i}")),
+        list(&|i| format!("user-{i}")),
+    );
+    let mut feed = crate::lists::FeedBuilder::default();
+    assert_eq!(feed.add_page(page.as_bytes(), now), Ok(None));
+    crate::lists::store_feed(&store, &feed).unwrap();
     let mut buf = Vec::new();
     for browser in [false, true] {
         let h = headers(browser);
