@@ -15,6 +15,7 @@ NAMES = {
     "B": "B wasm floor",
     "Bm": "Bm = B reading the request header map",
     "Bh": "Bh = B reading 8 request headers one by one",
+    "Be": "Be = B making E's host calls (header map, property, shared data, clock)",
     "C": "C api-warden (full)",
     "D": "D api-warden blocking",
     "E": "E api-warden enforcement only",
@@ -35,7 +36,7 @@ BASELINE = {"Cb": "C", "Eb": "E"}
 RBAC_KEYS = {"R100": 100, "R10k": 10_000}
 # The floor's plugin configuration per kind (bench/floor): how it reads the request headers. Bh
 # reads what enforcement needs: the pseudo-headers and the identifier headers.
-FLOOR_READS = {"B": "", "Bm": "map",
+FLOOR_READS = {"B": "", "Bm": "map", "Be": "host",
                "Bh": "headers::method,:path,:authority,:scheme,authorization,x-api-key,cookie,x-forwarded-for"}
 
 # Today's request: Bearer JWT (~230 bytes), API key, a short cookie, wrk's User-Agent (+ Host).

@@ -47,7 +47,7 @@ HOST_CALLS_WASM = (os.environ.get("BENCH_HOST_CALLS_WASM")
                    or os.path.join(ROOT, "target/host-calls/wasm32-wasip1/release/api_warden.wasm"))
 DEFAULT_KINDS = "A,B,C,D,E,L,R100,R10k"
 # Kinds that also serve the browser-like request.
-BROWSER_KINDS = ("A", "B", "C", "E", "L", "P", "Cb", "Eb", "Bm", "Bh")
+BROWSER_KINDS = ("A", "B", "C", "E", "L", "P", "Cb", "Eb", "Bm", "Bh", "Be")
 
 
 class Feed:
@@ -272,7 +272,7 @@ def main():
     ap.add_argument("--kinds", default=DEFAULT_KINDS,
                     help="configurations, comma-separated (also P, S, Cr = C with filter_state record, "
                     "Cm = Cr without the optional record parts, Bm / Bh = B reading the header map / 8 "
-                    "headers one by one)")
+                    "headers one by one, Be = B making E's host calls)")
     ap.add_argument("--no-browser", action="store_true", help="today's request only")
     ap.add_argument("--baseline-wasm", help="an earlier api_warden.wasm: adds Cb and Eb (C and E with it) to "
                     "the interleaved rounds, for before/after figures from one run")

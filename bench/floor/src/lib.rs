@@ -4,7 +4,10 @@
 //! Its plugin configuration can add one way of reading the request headers, so the benchmark
 //! can price the choice for api-warden's enforcement-only path (configurations Bm and Bh):
 //! `map` reads the whole header map in one host call; `headers:a,b,c` reads the named headers
-//! one host call each. Anything else (the default, empty) reads nothing.
+//! one host call each; `host` makes exactly the host calls api-warden's enforcement-only path
+//! makes per request (the header map, `source.address`, one shared-data read of an 88-byte
+//! value, the clock), so that api-warden's own work is E minus this. Anything else (the
+//! default, empty) reads nothing.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -23,7 +26,11 @@ enum Read {
     Nothing,
     Map,
     Headers(Vec<String>),
+    Host,
 }
+
+/// The shared-data key the `host` mode reads (api-warden's `aw:meta` is 88 bytes).
+const META: &str = "floor:meta";
 
 #[derive(Default)]
 struct Floor {
@@ -37,6 +44,12 @@ impl RootContext for Floor {
         let cfg = String::from_utf8_lossy(&cfg);
         *self.read.borrow_mut() = match cfg.trim() {
             "map" => Read::Map,
+            "host" => {
+                if self.set_shared_data(META, Some(&[7u8; 88]), None).is_err() {
+                    return false;
+                }
+                Read::Host
+            }
             c => match c.strip_prefix("headers:") {
                 Some(names) => Read::Headers(names.split(',').map(str::to_string).collect()),
                 None => Read::Nothing,
@@ -67,6 +80,12 @@ impl HttpContext for Pass {
             Read::Nothing => {}
             Read::Map => {
                 std::hint::black_box(self.get_http_request_headers_bytes());
+            }
+            Read::Host => {
+                std::hint::black_box(self.get_http_request_headers_bytes());
+                std::hint::black_box(self.get_property(vec!["source", "address"]));
+                std::hint::black_box(self.get_shared_data(META));
+                std::hint::black_box(self.get_current_time());
             }
             Read::Headers(names) => {
                 for n in names {
