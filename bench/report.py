@@ -109,6 +109,39 @@ def host_call_table(host_calls):
     return lines
 
 
+def vm_time_table(host_calls):
+    """api-warden's own work inside the VM per request (the host-calls build's spans), µs, the
+    clock reads' own cost taken off each span."""
+    cols = [c for c in sorted(host_calls) if host_calls[c].get("ns")]
+    if not cols:
+        return []
+    lines = ["| stage (µs per request, in V8) | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    stages = (("parse", "parse the request (RequestView, Request)"),
+              ("pipeline", "pipeline (match, identify, lookups, decide)"),
+              ("shared_get", "  of which shared-data reads (host calls)"),
+              ("record", "record (JSON)"),
+              ("header_map", "host call: request header map"),
+              ("property", "host call: property"))
+    for s, label in stages:
+        cells = []
+        for c in cols:
+            ns = host_calls[c]["ns"]
+            spans = ns.get("spans", 0) or 1
+            clock = ns.get("clock", 0) / spans
+            # Each span's count per request: its clock cost is taken off that many times.
+            v = ns.get(s)
+            cells.append("%.1f" % (max(v - clock * SPANS_PER_REQUEST.get(s, 1), 0) / 1000) if v else "–")
+        lines.append("| %s | %s |" % (label, " | ".join(cells)))
+    lines.append("| one clock read pair (taken off above) | %s |" % " | ".join(
+        "%.2f" % (host_calls[c]["ns"].get("clock", 0) / (host_calls[c]["ns"].get("spans", 0) or 1) / 1000)
+        for c in cols))
+    return lines
+
+
+# Spans per request of a stage whose host calls happen more than once (approximately).
+SPANS_PER_REQUEST = {}
+
+
 def write(path, args, lua_entries, table, host_calls, sweep, load, micro, minutes):
     cpu = {k: v["cpu_us_per_req"] for k, v in table.items()}
     a = {r: cpu.get(("A", r)) for r in ("simple", "browser")}
@@ -181,6 +214,11 @@ def write(path, args, lua_entries, table, host_calls, sweep, load, micro, minute
                   "batches, gauges, metric flushes) are included, amortized per request." % (
                       ", ".join("%s %d" % (k, host_calls[k]["requests"]) for k in sorted(host_calls))), ""]
         lines += host_call_table(host_calls)
+        vm = vm_time_table(host_calls)
+        if vm:
+            lines += ["", "The same build times api-warden's own work inside the VM with the host clock "
+                      "(`api_warden.vm_ns.<stage>`): what of a configuration's cost over Be is the filter's code "
+                      "in V8 (the rest: its context, callbacks and copies).", ""] + vm
     if sweep:
         base, fastest0 = sweep[0][1], sweep[0][4]
         lines += ["", "## Scaling sweep (configuration C, %d rounds interleaved, medians)" % args.sweep_rounds, "",

@@ -196,16 +196,19 @@ def host_calls_pass(feed, kinds, seconds, connections):
                 time.sleep(1.5)
                 after = e.stats()
                 n = after.get("requests.total", 0) - before.get("requests.total", 0)
-                row = {"requests": n, "calls": {}, "bytes": {}}
+                row = {"requests": n, "calls": {}, "bytes": {}, "ns": {}}
                 for key, v in after.items():
+                    if key.startswith("vm_ns."):
+                        row["ns"][key[len("vm_ns."):]] = (v - before.get(key, 0)) / max(n, 1)
                     for what in ("host_calls", "host_bytes"):
                         if key.startswith(what + "."):
                             d = v - before.get(key, 0)
                             if d:
                                 row["calls" if what == "host_calls" else "bytes"][key[len(what) + 1:]] = d / max(n, 1)
                 out["%s/%s" % (kind, request)] = row
-                print("host calls %s/%s: %s" % (kind, request, ", ".join(
-                    "%s %.3f" % kv for kv in sorted(row["calls"].items()))), flush=True)
+                print("host calls %s/%s: %s; ns in the VM: %s" % (kind, request, ", ".join(
+                    "%s %.3f" % kv for kv in sorted(row["calls"].items())), ", ".join(
+                    "%s %.0f" % kv for kv in sorted(row["ns"].items()))), flush=True)
         finally:
             e.stop()
     return out

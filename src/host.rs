@@ -13,7 +13,7 @@ use api_warden_core::error::{Error, Result};
 use api_warden_core::host::{Clock, HttpCalls, Metrics, Store};
 use api_warden_core::stats::Counter;
 
-use crate::host_calls::{self, note, Kind};
+use crate::host_calls::{self, note, span, Kind, Stage};
 use crate::metrics::Stats;
 
 fn host_err(what: &str, s: Status) -> Error {
@@ -34,7 +34,7 @@ pub fn follow_host_log_level() {
 
 /// Every request header (pseudo-headers included), names lowercased, values lossily UTF-8.
 pub fn request_headers() -> Vec<(String, String)> {
-    header_map(MapType::HttpRequestHeaders)
+    span(Stage::HeaderMap, || header_map(MapType::HttpRequestHeaders))
 }
 
 /// Every response header, as [`request_headers`].
@@ -63,7 +63,7 @@ fn header_map(map: MapType) -> Vec<(String, String)> {
 
 /// One host property (`source.address`, `request.time`, …) as raw bytes, `None` when absent.
 pub fn property(path: &[&str]) -> Option<Vec<u8>> {
-    let got = hostcalls::get_property(path.to_vec());
+    let got = span(Stage::Property, || hostcalls::get_property(path.to_vec()));
     note(Kind::Property, || host_calls::value_len(got.as_ref().ok()));
     match got {
         Ok(v) => v,
@@ -227,7 +227,7 @@ pub struct HostStore;
 
 impl Store for HostStore {
     fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        shared_get(key)
+        span(Stage::SharedGet, || shared_get(key))
     }
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
         shared_set(key, value, cas) == SetOutcome::Ok

@@ -17,6 +17,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use crate::host::{self, HostStore, WasmHost};
+use crate::host_calls::{span, Stage};
 use crate::metrics::Stats;
 
 thread_local! {
@@ -294,20 +295,24 @@ impl Context for Http {
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
         let now = host::now_ms();
-        let mut view = RequestView::from_headers(
-            host::request_headers(),
-            host::property_string(&["source", "address"]),
-        );
-        if self.runtime.external.is_some() {
-            view.protocol = host::property_string(&["request", "protocol"]);
-        }
+        let headers = host::request_headers();
+        let peer = host::property_string(&["source", "address"]);
+        let protocol = match self.runtime.external.is_some() {
+            true => host::property_string(&["request", "protocol"]),
+            false => None,
+        };
+        let request = span(Stage::Parse, || {
+            let mut view = RequestView::from_headers(headers, peer);
+            view.protocol = protocol;
+            Request::parse(view)
+        });
         #[cfg(feature = "fault-injection")]
-        if view.header("x-api-warden-fault") == Some("trap") {
+        if request.header("x-api-warden-fault") == Some("trap") {
             core::arch::wasm32::unreachable();
         }
-        let request = Request::parse(view);
-        let (outcome, step) =
-            pipeline::on_request_headers(&self.runtime, &request, end_of_stream, &HostStore, now);
+        let (outcome, step) = span(Stage::Pipeline, || {
+            pipeline::on_request_headers(&self.runtime, &request, end_of_stream, &HostStore, now)
+        });
         if log::log_enabled!(log::Level::Trace) {
             log::trace!(
                 "#{} api={:?} decision={:?}",
@@ -505,7 +510,9 @@ impl HttpContext for Http {
         let analytics = &self.runtime.services.analytics;
         let fs = analytics.filter_state;
         RECORD.with_borrow_mut(|rec| {
-            record::write(rec, x, analytics.redact, analytics.parts);
+            span(Stage::Record, || {
+                record::write(rec, x, analytics.redact, analytics.parts);
+            });
             if fs != FilterState::None {
                 host::set_filter_state("api_warden.record", rec);
             }

@@ -562,6 +562,3 @@ mod tests;
 #[cfg(test)]
 #[path = "pipeline/protections_tests.rs"]
 mod protections_tests;
-
-#[cfg(test)]
-mod bench_tests;
