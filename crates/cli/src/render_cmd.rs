@@ -10,11 +10,13 @@ use serde_json::Value;
 use crate::args::Args;
 use crate::{config_cmd, input};
 
-pub const ENVOY_USAGE: &str = "usage: api-warden envoy DIR [--listen ADDR:PORT] [--admin ADDR:PORT] [--wasm PATH] [--access-log PATH] [--sideband HOST:PORT]... [--ase FILE] [--deny FILE] [--allow FILE]";
+pub const ENVOY_USAGE: &str = "usage: api-warden envoy DIR [--listen ADDR:PORT] [--admin ADDR:PORT] [--wasm PATH] [--access-log PATH] [--sideband HOST:PORT]... [--pingauthorize HOST:PORT... --pingauthorize-secret-file FILE [--pingauthorize-plaintext]] [--ase FILE] [--deny FILE] [--allow FILE]";
 
 pub const ENVOY_HELP: &str = "\
 usage: api-warden envoy DIR [--listen ADDR:PORT] [--admin ADDR:PORT] [--wasm PATH]
                             [--access-log PATH] [--sideband HOST:PORT]...
+                            [--pingauthorize HOST:PORT... --pingauthorize-secret-file FILE
+                             [--pingauthorize-plaintext]]
                             [--ase FILE] [--deny FILE] [--allow FILE]
 
 Print a complete Envoy bootstrap (YAML) for the ASE folder DIR: api-warden with the folder's
@@ -39,6 +41,16 @@ options:
   --wasm PATH           the api-warden .wasm (default /etc/envoy/api_warden.wasm)
   --access-log PATH     the JSON access log with the record (default /dev/stdout)
   --sideband HOST:PORT  ASE's sideband API; repeat for a secondary (lower priority)
+  --pingauthorize HOST:PORT
+                        PingAuthorize's Sideband API instead (over TLS, SNI = the host); repeat
+                        for a secondary. The plugin configuration gets a `sideband` section
+                        (service pingauthorize, its cluster, authority = the first host, the
+                        secret) unless it has one
+  --pingauthorize-secret-file FILE
+                        the shared secret PingAuthorize expects (the file's first line; required
+                        with --pingauthorize, kept out of the command line)
+  --pingauthorize-plaintext
+                        plain HTTP to PingAuthorize (tests, or TLS ended by a local proxy)
   --ase, --deny, --allow  as for `api-warden config`
 
 exit status: 0 printed, 1 errors in the folder or the files, 2 usage error";
@@ -82,6 +94,44 @@ fn addr_port(opt: &str, v: &str) -> Result<(String, u16), String> {
     Ok((addr.to_string(), port))
 }
 
+/// `--pingauthorize` and its secret file, when given.
+fn pingauthorize(a: &Args) -> Result<Option<envoy::PingAuthorize>, String> {
+    let servers = a
+        .values("--pingauthorize")
+        .iter()
+        .map(|v| addr_port("--pingauthorize", v))
+        .collect::<Result<Vec<_>, _>>()?;
+    let file = a.value("--pingauthorize-secret-file");
+    if servers.is_empty() {
+        if file.is_some() || a.flag("--pingauthorize-plaintext") {
+            return Err(
+                "--pingauthorize-secret-file and --pingauthorize-plaintext need --pingauthorize"
+                    .into(),
+            );
+        }
+        return Ok(None);
+    }
+    if !a.values("--sideband").is_empty() {
+        return Err(
+            "--sideband (ASE) and --pingauthorize are one sideband service or the other".into(),
+        );
+    }
+    let file = file.ok_or("--pingauthorize needs --pingauthorize-secret-file")?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("--pingauthorize-secret-file {file}: {e}"))?;
+    let secret = text.lines().next().unwrap_or("").trim().to_string();
+    if secret.is_empty() {
+        return Err(format!(
+            "--pingauthorize-secret-file {file}: the first line is empty"
+        ));
+    }
+    Ok(Some(envoy::PingAuthorize {
+        servers,
+        secret,
+        plaintext: a.flag("--pingauthorize-plaintext"),
+    }))
+}
+
 /// The folder's plugin configuration and backends, or the exit code of a failure.
 fn prepare(dir: &str, a: &Args) -> Result<(Value, Vec<backend::Backend>), ExitCode> {
     let (cfg, notes) = config_cmd::build(dir, a).map_err(|l| crate::input_errors(&l))?;
@@ -107,9 +157,11 @@ pub fn run_envoy(args: &[String]) -> ExitCode {
         "--wasm",
         "--access-log",
         "--sideband",
+        "--pingauthorize",
+        "--pingauthorize-secret-file",
     ];
     valued.extend(SECTION_OPTIONS);
-    let a = match Args::parse(args, &[], &valued) {
+    let a = match Args::parse(args, &["--pingauthorize-plaintext"], &valued) {
         Ok(a) => a,
         Err(why) => return crate::usage_error(&format!("envoy: {why}"), ENVOY_USAGE),
     };
@@ -136,6 +188,7 @@ pub fn run_envoy(args: &[String]) -> ExitCode {
                 .iter()
                 .map(|v| addr_port("--sideband", v))
                 .collect::<Result<_, _>>()?,
+            pingauthorize: pingauthorize(&a)?,
         })
     })();
     let options = match options {
@@ -146,6 +199,11 @@ pub fn run_envoy(args: &[String]) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
+    // The sideband section added for the options goes through the filter's own checks too.
+    let plugin = envoy::plugin_config(&cfg, &options);
+    if let Err(e) = api_warden_core::config::load(plugin.to_string().as_bytes()) {
+        return crate::input_errors(&[format!("the plugin configuration: {e}")]);
+    }
     let bootstrap = envoy::bootstrap(&backends, &cfg, &options);
     let header = format!(
         "# Envoy bootstrap written by api-warden {} from {dir}\n",

@@ -280,3 +280,101 @@ fn render_commands_have_help() {
         );
     }
 }
+
+#[test]
+fn envoy_with_pingauthorize_is_valid_and_refuses_bad_options() {
+    let secrets = dir(
+        "envoy-paz-secret",
+        &[("secret", "s3cr3t-value\nignored\n"), ("empty", "\n")],
+    );
+    let secret = secrets.join("secret").display().to_string();
+    let (_, out) = render_and_validate(
+        "envoy-paz",
+        RICH,
+        &[
+            "--pingauthorize",
+            "paz.example.com:1443",
+            "--pingauthorize",
+            "10.0.0.9:1443",
+            "--pingauthorize-secret-file",
+            &secret,
+        ],
+    );
+    for needle in [
+        "name: pingauthorize_sideband",
+        "sni: paz.example.com",
+        "type: STRICT_DNS",
+        "port_value: 1443",
+        "priority: 1",
+        "\\\"sideband\\\":{\\\"authority\\\":\\\"paz.example.com\\\",\\\"cluster\\\":\\\"pingauthorize_sideband\\\",\\\"secret\\\":\\\"s3cr3t-value\\\",\\\"service\\\":\\\"pingauthorize\\\"}",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?}\n{out}");
+    }
+    assert!(!out.contains("ase_sideband"), "{out}");
+    // Plain HTTP: no transport socket on the sideband cluster.
+    let (_, plain) = render_and_validate(
+        "envoy-paz-plain",
+        RICH,
+        &[
+            "--pingauthorize",
+            "127.0.0.1:8443",
+            "--pingauthorize-secret-file",
+            &secret,
+            "--pingauthorize-plaintext",
+        ],
+    );
+    // (RICH's shop API has the other one.)
+    assert_eq!(out.matches("transport_socket:").count(), 2, "{out}");
+    assert_eq!(plain.matches("transport_socket:").count(), 1, "{plain}");
+    assert!(plain.contains("name: pingauthorize_sideband"), "{plain}");
+    let d = dir("envoy-paz-bad", RICH);
+    let folder = d.display().to_string();
+    let empty = secrets.join("empty").display().to_string();
+    for (args, why) in [
+        (
+            &["--pingauthorize", "p:1"][..],
+            "--pingauthorize needs --pingauthorize-secret-file",
+        ),
+        (
+            &["--pingauthorize-secret-file", &secret][..],
+            "need --pingauthorize",
+        ),
+        (&["--pingauthorize-plaintext"][..], "need --pingauthorize"),
+        (
+            &[
+                "--pingauthorize",
+                "p:1",
+                "--pingauthorize-secret-file",
+                &secret,
+                "--sideband",
+                "a:1",
+            ][..],
+            "one sideband service or the other",
+        ),
+        (
+            &[
+                "--pingauthorize",
+                "p:1",
+                "--pingauthorize-secret-file",
+                &empty,
+            ][..],
+            "the first line is empty",
+        ),
+        (
+            &[
+                "--pingauthorize",
+                "p:1",
+                "--pingauthorize-secret-file",
+                "/nonexistent/x",
+            ][..],
+            "--pingauthorize-secret-file /nonexistent/x",
+        ),
+        (&["--pingauthorize", "p"][..], "expected ADDR:PORT"),
+    ] {
+        let mut all = vec!["envoy", folder.as_str()];
+        all.extend(args);
+        let r = run(&all, None);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.err);
+        assert!(r.err.contains(why), "{args:?}: {}", r.err);
+    }
+}

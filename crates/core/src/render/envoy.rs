@@ -1,6 +1,7 @@
 //! The Envoy bootstrap for an ASE folder: one listener with api-warden (the wasm filter, the
 //! JSON access log carrying the record), one virtual host per hostname, one route per API, one
-//! cluster per API with servers, and the sideband cluster when asked. Built as a JSON value.
+//! cluster per API with servers, and the sideband cluster (ASE's or PingAuthorize's) when asked.
+//! Built as a JSON value.
 
 use serde_json::{json, Map, Value};
 
@@ -19,6 +20,19 @@ pub struct EnvoyOptions {
     pub access_log: String,
     /// ASE's sideband endpoints, primary first (empty = no sideband cluster).
     pub sideband: Vec<(String, u16)>,
+    /// PingAuthorize's Sideband API instead, when asked.
+    pub pingauthorize: Option<PingAuthorize>,
+}
+
+/// Where PingAuthorize's Sideband API is and the shared secret it expects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PingAuthorize {
+    /// Its endpoints, primary first.
+    pub servers: Vec<(String, u16)>,
+    /// The shared secret (`sideband.secret`).
+    pub secret: String,
+    /// Plain HTTP instead of TLS (PingAuthorize serves the Sideband API over HTTPS).
+    pub plaintext: bool,
 }
 
 /// The name of the cluster of API `api`.
@@ -28,6 +42,9 @@ pub fn cluster_name(api: &str) -> String {
 
 /// The cluster of ASE's sideband API.
 pub const SIDEBAND_CLUSTER: &str = "ase_sideband";
+
+/// The cluster of PingAuthorize's Sideband API.
+pub const PINGAUTHORIZE_CLUSTER: &str = "pingauthorize_sideband";
 
 /// The access-log line: the record and the request facts the record leaves out (the authority
 /// and scheme `api-warden discover` groups by).
@@ -41,23 +58,42 @@ pub fn access_log_format() -> Value {
     })
 }
 
-/// The whole bootstrap. `plugin_config` is the filter's configuration (its `sideband` section
-/// is set to [`SIDEBAND_CLUSTER`] when sideband endpoints are given and it has none).
-pub fn bootstrap(backends: &[Backend], plugin_config: &Value, o: &EnvoyOptions) -> Value {
+/// The filter's configuration as the bootstrap carries it: its `sideband` section is set to
+/// [`SIDEBAND_CLUSTER`] when ASE's endpoints are given, or to PingAuthorize's service,
+/// [`PINGAUTHORIZE_CLUSTER`], its authority and the secret, unless it has one.
+pub fn plugin_config(plugin_config: &Value, o: &EnvoyOptions) -> Value {
     let mut cfg = plugin_config.clone();
-    if !o.sideband.is_empty() {
-        if let Some(top) = cfg.as_object_mut() {
-            top.entry("sideband")
-                .or_insert_with(|| json!({"cluster": SIDEBAND_CLUSTER}));
-        }
+    let section = match &o.pingauthorize {
+        Some(p) => p.servers.first().map(|(host, _)| {
+            json!({"service": "pingauthorize", "cluster": PINGAUTHORIZE_CLUSTER,
+                   "authority": host, "secret": p.secret})
+        }),
+        None if !o.sideband.is_empty() => Some(json!({"cluster": SIDEBAND_CLUSTER})),
+        None => None,
+    };
+    if let (Some(top), Some(section)) = (cfg.as_object_mut(), section) {
+        top.entry("sideband").or_insert(section);
     }
+    cfg
+}
+
+/// The whole bootstrap, with `plugin_config` as [`plugin_config`] completes it.
+pub fn bootstrap(backends: &[Backend], plugin_config: &Value, o: &EnvoyOptions) -> Value {
+    let cfg = self::plugin_config(plugin_config, o);
     let mut clusters: Vec<Value> = backends
         .iter()
         .filter(|b| !b.servers.is_empty())
         .map(cluster)
         .collect();
     if !o.sideband.is_empty() {
-        clusters.push(sideband_cluster(&o.sideband));
+        clusters.push(sideband_cluster(SIDEBAND_CLUSTER, &o.sideband, false));
+    }
+    if let Some(p) = &o.pingauthorize {
+        clusters.push(sideband_cluster(
+            PINGAUTHORIZE_CLUSTER,
+            &p.servers,
+            !p.plaintext,
+        ));
     }
     let mut top = Map::new();
     if let Some((addr, port)) = &o.admin {
@@ -284,36 +320,46 @@ fn cluster(b: &Backend) -> Value {
         );
     }
     if b.tls {
-        let mut tls = Map::new();
-        tls.insert(
-            "@type".into(),
-            json!(
-                "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
-            ),
-        );
-        if let Some(s) = b.servers.iter().find(|s| !is_ip(&s.host)) {
-            tls.insert("sni".into(), json!(s.host));
-        }
-        c.insert(
-            "transport_socket".into(),
-            json!({"name": "envoy.transport_sockets.tls", "typed_config": tls}),
-        );
+        let hosts = b.servers.iter().map(|s| s.host.as_str());
+        c.insert("transport_socket".into(), upstream_tls(hosts));
     }
     Value::Object(c)
 }
 
-fn sideband_cluster(servers: &[(String, u16)]) -> Value {
+/// A sideband service's cluster: its endpoints by priority, ejected after 3 consecutive 5xx,
+/// over TLS when `tls` (SNI = the first server named by DNS).
+fn sideband_cluster(name: &str, servers: &[(String, u16)], tls: bool) -> Value {
     let all_ip = servers.iter().all(|(h, _)| is_ip(h));
     let list: Vec<(String, u16, u32)> = servers
         .iter()
         .enumerate()
         .map(|(i, (h, p))| (h.clone(), *p, u32::from(i > 0)))
         .collect();
-    json!({
-        "name": SIDEBAND_CLUSTER,
+    let mut c = json!({
+        "name": name,
         "type": if all_ip { "STATIC" } else { "STRICT_DNS" },
         "connect_timeout": "1s",
-        "load_assignment": endpoints(SIDEBAND_CLUSTER, &list),
+        "load_assignment": endpoints(name, &list),
         "outlier_detection": {"consecutive_5xx": 3, "base_ejection_time": "10s"}
-    })
+    });
+    if let (true, Some(obj)) = (tls, c.as_object_mut()) {
+        obj.insert(
+            "transport_socket".into(),
+            upstream_tls(servers.iter().map(|(h, _)| h.as_str())),
+        );
+    }
+    c
+}
+
+/// An upstream TLS transport socket, SNI = the first of `hosts` that is a DNS name.
+fn upstream_tls<'a>(mut hosts: impl Iterator<Item = &'a str>) -> Value {
+    let mut tls = Map::new();
+    tls.insert(
+        "@type".into(),
+        json!("type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"),
+    );
+    if let Some(h) = hosts.find(|h| !is_ip(h)) {
+        tls.insert("sni".into(), json!(h));
+    }
+    json!({"name": "envoy.transport_sockets.tls", "typed_config": tls})
 }

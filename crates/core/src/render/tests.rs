@@ -98,6 +98,7 @@ fn routes_longest_first_and_star_apis_behind_each_host() {
         wasm: "x.wasm".into(),
         access_log: "/dev/stdout".into(),
         sideband: vec![],
+        pingauthorize: None,
     };
     let v = envoy::bootstrap(&b, &json!({}), &opts);
     let hcm =
