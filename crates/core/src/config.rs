@@ -86,13 +86,22 @@ pub enum JwtLocation {
 impl JwtLocation {
     /// Canonical lowercase text, used as the record's `identityProvider` (`jwt:<this>`).
     pub fn canonical(&self) -> String {
-        match self {
-            JwtLocation::Query(k) => format!("qs:{k}"),
-            JwtLocation::Header(h) => format!("h:{h}"),
-            JwtLocation::Bearer => "h:authorization:bearer".to_string(),
-            JwtLocation::Mac => "h:authorization:mac".to_string(),
-            JwtLocation::Cookie(c) => format!("h:cookie:{c}"),
-        }
+        let mut out = String::new();
+        self.push_canonical(&mut out);
+        out
+    }
+
+    /// Append [`JwtLocation::canonical`] to `out` (the request path builds `jwt:<location>`).
+    pub fn push_canonical(&self, out: &mut String) {
+        let (prefix, name) = match self {
+            JwtLocation::Query(k) => ("qs:", k.as_str()),
+            JwtLocation::Header(h) => ("h:", h.as_str()),
+            JwtLocation::Bearer => ("h:authorization:bearer", ""),
+            JwtLocation::Mac => ("h:authorization:mac", ""),
+            JwtLocation::Cookie(c) => ("h:cookie:", c.as_str()),
+        };
+        out.push_str(prefix);
+        out.push_str(name);
     }
 }
 

@@ -148,7 +148,10 @@ pub fn identify_with(
         id.jwt = Some(outcome);
         if let Some(d) = decoded {
             if d.username.is_some() || d.client_id.is_some() {
-                id.identity_provider = Some(format!("jwt:{}", cfg.location.canonical()));
+                let mut provider = String::with_capacity(32);
+                provider.push_str("jwt:");
+                cfg.location.push_canonical(&mut provider);
+                id.identity_provider = Some(provider);
             }
             if access_token {
                 let username = d.username.clone();

@@ -378,7 +378,26 @@ pub fn canonical_ip(s: &str) -> Option<String> {
 
 /// [`parse_ip`] as canonical text (`1.2.3.4`, `2001:db8::1`), without the port.
 pub fn ip_text(s: &str) -> Option<String> {
-    parse_ip(s).map(|ip| ip.to_string())
+    match parse_ip(s)? {
+        // Every request has one: written by hand, as `Display` would, without `fmt`.
+        std::net::IpAddr::V4(v4) => {
+            let mut out = String::with_capacity(15);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+            Some(out)
+        }
+        ip => Some(ip.to_string()),
+    }
 }
 
 /// The entries of every `X-Forwarded-For` value joined with `,` in arrival order, each trimmed.

@@ -282,11 +282,39 @@ pub(super) fn walk_feed(bucket: &[u8]) -> impl Iterator<Item = (u16, u32, &[u8])
 }
 
 /// Find a live entry for `value` (whose hash is `hash`) in a feed bucket.
+///
+/// The request path's hot loop: it walks the bucket by hand, reading a one-byte tag (a value
+/// under 64 bytes) without [`read_tail`]'s loop and looking at a value only when its
+/// fingerprint and length match; it agrees with [`walk_feed`] on every bucket.
 pub(super) fn find_feed(bucket: &[u8], value: &str, hash: u64, now: u64) -> Option<Source> {
-    let fp = feed_fp(hash);
-    walk_feed(bucket)
-        .any(|(f, exp, v)| f == fp && v == value.as_bytes() && live(exp, now))
-        .then_some(Source::AttackList)
+    let fp = feed_fp(hash).to_le_bytes();
+    let want = value.as_bytes();
+    let mut rest = bucket;
+    loop {
+        let (f, tail) = rest.split_first_chunk::<2>()?;
+        let (expires, len, body) = match tail.split_first() {
+            Some((&tag, body)) if tag & 0x80 == 0 => {
+                let (expires, body) = match tag & 1 {
+                    0 => (0, body),
+                    _ => {
+                        let (e, b) = body.split_first_chunk::<4>()?;
+                        (u32::from_le_bytes(*e), b)
+                    }
+                };
+                (expires, usize::from(tag >> 1), body)
+            }
+            _ => {
+                let (expires, v, after) = read_tail(tail)?;
+                let start = tail.len() - after.len() - v.len();
+                (expires, v.len(), tail.get(start..)?)
+            }
+        };
+        let (v, after) = body.split_at_checked(len)?;
+        if *f == fp && v == want && live(expires, now) {
+            return Some(Source::AttackList);
+        }
+        rest = after;
+    }
 }
 
 /// Every entry of a feed bucket.

@@ -692,3 +692,56 @@ fn the_bucket_hash_is_fnv1a_64_as_stored_in_shared_data() {
     assert_eq!(super::fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
     assert_eq!(super::fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
 }
+
+#[test]
+fn find_feed_agrees_with_walking_the_bucket() {
+    // Values of every tag width (one-byte tags below 64 bytes, two- and three-byte ones above),
+    // with and without an expiry, some sharing a fingerprint on purpose.
+    let values: Vec<String> = (0..40)
+        .map(|i| match i % 4 {
+            0 => format!("v{i}"),
+            1 => "x".repeat(63 + i),
+            2 => "y".repeat(8200 + i),
+            _ => format!("user-{i}@example.com"),
+        })
+        .collect();
+    let mut bucket = Vec::new();
+    let mut kept = Vec::new();
+    for (i, v) in values.iter().enumerate().step_by(2) {
+        let exp = if i % 3 == 0 { 1_000 + i as u64 } else { 0 };
+        let h = if i % 5 == 0 {
+            0x1234_0000_0000
+        } else {
+            feed_hash(v.as_bytes())
+        };
+        encode_feed(&mut bucket, h, v.as_bytes(), exp);
+        kept.push((v.clone(), h, exp));
+    }
+    let reference = |b: &[u8], v: &str, h: u64, now: u64| {
+        walk_feed(b)
+            .any(|(f, e, x)| f == feed_fp(h) && x == v.as_bytes() && live(e, now))
+            .then_some(Source::AttackList)
+    };
+    for cut in [bucket.len(), bucket.len() - 1, bucket.len() / 2, 3, 0] {
+        let b = &bucket[..cut];
+        for now in [0, 1_010, 5_000] {
+            for (v, h, _) in &kept {
+                assert_eq!(
+                    find_feed(b, v, *h, now),
+                    reference(b, v, *h, now),
+                    "{cut} {now}"
+                );
+            }
+            for v in values.iter().skip(1).step_by(2) {
+                let h = feed_hash(v.as_bytes());
+                assert_eq!(find_feed(b, v, h, now), None);
+                assert_eq!(find_feed(b, v, 0x1234_0000_0000, now), None);
+            }
+        }
+    }
+    // Whole: every kept value is found while live.
+    for (v, h, exp) in &kept {
+        let want = (*exp == 0 || *exp > 1_010).then_some(Source::AttackList);
+        assert_eq!(find_feed(&bucket, v, *h, 1_010), want, "{v:.10}");
+    }
+}

@@ -361,3 +361,22 @@ fn first_ascii_ws_agrees_with_a_byte_scan() {
         assert_eq!(first_ascii_ws(b), want, "{:?}", String::from_utf8_lossy(b));
     }
 }
+
+#[test]
+fn ipv4_text_is_what_display_writes() {
+    for ip in [
+        [0, 0, 0, 0],
+        [255, 255, 255, 255],
+        [10, 0, 9, 100],
+        [1, 20, 199, 7],
+        [192, 0, 2, 10],
+    ] {
+        let v4 = std::net::Ipv4Addr::from(ip);
+        assert_eq!(ip_text(&format!("{v4}:80")), Some(v4.to_string()));
+        assert_eq!(ip_text(&v4.to_string()), Some(v4.to_string()));
+    }
+    for i in 0..=255u8 {
+        let v4 = std::net::Ipv4Addr::new(i, 255 - i, i / 3, i % 7);
+        assert_eq!(ip_text(&v4.to_string()), Some(v4.to_string()));
+    }
+}
