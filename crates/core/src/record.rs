@@ -204,7 +204,7 @@ pub fn write(out: &mut Vec<u8>, x: &Exchange, mode: Redact, parts: RecordParts) 
         .map(|(k, v)| k.len() + v.len() + 8)
         .sum();
     out.reserve(1024 + 3 * header_bytes);
-    if serde_json::to_writer(&mut *out, &Record::new(x, mode, parts, &secrets)).is_err() {
+    if json::write(out, &Record::new(x, mode, parts, &secrets)).is_err() {
         out.clear();
     }
 }
@@ -586,6 +586,8 @@ impl Serialize for Query<'_> {
         map.end()
     }
 }
+
+mod json;
 
 #[cfg(test)]
 mod parts_tests;

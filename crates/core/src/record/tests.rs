@@ -117,8 +117,16 @@ pub(super) fn exchange() -> Exchange {
     }
 }
 
+/// The record as the filter writes it (its own JSON writer), checked byte for byte against
+/// serde_json's text of the same record.
 fn rec(x: &Exchange, mode: Redact) -> Value {
-    build_value(x, mode)
+    let text = build(x, mode);
+    let secrets = secrets(x, mode);
+    let record = Record::new(x, mode, RecordParts::default(), &secrets);
+    assert_eq!(text, serde_json::to_string(&record).unwrap());
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v, build_value(x, mode));
+    v
 }
 
 fn at(v: &Value, pointer: &str) -> Value {
