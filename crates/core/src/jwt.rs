@@ -114,6 +114,55 @@ struct PayloadVisitor<'k, K> {
     keep: &'k K,
 }
 
+/// A JSON value read and dropped, through the same `deserialize_any` that builds a [`Value`], so
+/// it is checked exactly alike (strings, numbers, serde_json's nesting limit) but never built.
+/// (serde's `IgnoredAny` skips without the nesting limit, which would accept a token that
+/// [`decode_payload`] refuses.)
+#[derive(Clone, Copy)]
+struct Skip;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Skip {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Skip {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key_seed(Skip)?.is_some() {
+            map.next_value_seed(Skip)?;
+        }
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Skip)?.is_some() {}
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
 /// A claim name, kept (owned) or skipped.
 struct KeySeed<'k, K> {
     keep: &'k K,
@@ -148,15 +197,13 @@ impl<'de, K: Fn(&str) -> bool> serde::de::Visitor<'de> for PayloadVisitor<'_, K>
                 Some(k) => {
                     claims.insert(k, map.next_value::<Value>()?);
                 }
-                None => {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                }
+                None => map.next_value_seed(Skip)?,
             }
         }
         Ok(Some(claims))
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        while seq.next_element_seed(Skip)?.is_some() {}
         Ok(None)
     }
     fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {

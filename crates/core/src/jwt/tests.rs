@@ -388,6 +388,31 @@ fn decode_claims_builds_only_the_kept_claims_and_still_checks_the_rest() {
         );
         assert_eq!(got, decode_payload(&t), "{}", String::from_utf8_lossy(bad));
     }
+    // Nesting past serde_json's limit in a claim that is not kept is refused as when it is.
+    let deep = format!(
+        r#"{{"username":"u","x":{}{}}}"#,
+        "[".repeat(500),
+        "]".repeat(500)
+    );
+    let t = unsigned(deep.as_bytes());
+    let got = decode_claims(&t, keep);
+    assert!(
+        matches!(&got, Err(JwtError::Invalid(r)) if r.contains("recursion limit")),
+        "{got:?}"
+    );
+    assert_eq!(got, decode_payload(&t));
+    let deep = format!(r#"[{}{}]"#, "{\"a\":".repeat(300), "}".repeat(300));
+    assert_eq!(
+        decode_claims(&unsigned(deep.as_bytes()), keep),
+        decode_payload(&unsigned(deep.as_bytes()))
+    );
+    // Invalid UTF-8 in a skipped string is refused as when it is built.
+    let mut bad = br#"{"username":"u","x":""#.to_vec();
+    bad.extend_from_slice(&[0xff, 0xfe]);
+    bad.extend_from_slice(br#""}"#);
+    let t = unsigned(&bad);
+    assert!(decode_claims(&t, keep).is_err());
+    assert_eq!(decode_claims(&t, keep), decode_payload(&t));
     for not_object in [&b"[1,{\"a\":2}]"[..], b"\"sub\"", b"null", b"12", b"true"] {
         assert_eq!(
             decode_claims(&unsigned(not_object), keep),
