@@ -3,7 +3,7 @@
 //! creates the HTTP contexts. It decides nothing: it reads call answers from the host and hands
 //! them over. Host calls go through [`crate::host`] only.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
@@ -36,8 +36,7 @@ proxy_wasm::main! {{
 const ADMIN_TICK_MS: u64 = 250;
 
 /// The tick while this VM writes an attack-list feed: its slices ([`WRITE_SLICE_MS`] each)
-/// follow each other after the requests that queued up meanwhile are served, so the write keeps
-/// most of the worker and finishes within a few percent of the time it takes in one go.
+/// follow each other as soon as the requests that queued up meanwhile are served.
 ///
 /// [`WRITE_SLICE_MS`]: api_warden_core::poll::WRITE_SLICE_MS
 const WRITE_TICK_MS: u64 = 1;
@@ -67,6 +66,9 @@ struct Root {
     write_tick: bool,
     /// While the tick is short, the other periodic jobs run at `tick_ms` still: next at this time.
     next_jobs_ms: u64,
+    /// Whether this VM has created an HTTP context (the main thread's VM never does): a VM that
+    /// serves no request writes a feed in long slices.
+    serving: Cell<bool>,
 }
 
 impl Root {
@@ -86,6 +88,7 @@ impl Root {
             tick_ms: 1000,
             write_tick: false,
             next_jobs_ms: 0,
+            serving: Cell::new(false),
         }
     }
 
@@ -226,6 +229,7 @@ impl Context for Root {
         } else if self.poller.owns(token) {
             let max_body = attack_list.map_or(0, |a| a.max_body_bytes);
             let answer = host::call_answer(body_size, max_body);
+            self.poller.set_serving(self.serving.get());
             self.poller.on_answer(&host, attack_list, token, &answer);
             // A last page starts the feed write (its first slice ran already): slices follow on
             // a short tick.
@@ -319,6 +323,7 @@ impl RootContext for Root {
         let stats = self.stats.clone();
         let host = WasmHost { stats: &stats };
         let now = host::now_ms();
+        self.poller.set_serving(self.serving.get());
         self.poller
             .tick(&host, rt.services.attack_list.as_ref(), now);
         let was_short = self.write_tick;
@@ -344,6 +349,7 @@ impl RootContext for Root {
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         let runtime = self.runtime.clone()?;
+        self.serving.set(true);
         Some(Box::new(Http {
             context_id,
             runtime,

@@ -38,11 +38,17 @@ const MAX_VALIDATOR_LEN: usize = 1024;
 /// Most pages one attack-list poll follows.
 pub const MAX_FEED_PAGES: u32 = 1000;
 
-/// Work per slice of a feed write, in ms of the host clock. Between slices the worker serves
-/// what queued up (with a tick of a few ms, a gap of about 1–3 ms), so a request waits at most
-/// about a slice, and the write keeps roughly 90 % of the worker: smaller slices would cost the
-/// 5,000,000-entry load its < 2 s budget in gaps, larger ones add latency for nothing.
-pub const WRITE_SLICE_MS: u64 = 20;
+/// Work per slice of a feed write in a VM that serves requests, in ms of the host clock. Between
+/// slices the worker serves what queued up, so a request waits about a slice at most. Each
+/// pause costs more than the tick: measured on a busy 2-core machine (bench/load.py), the
+/// worker lost about 8 ms per pause to other processes, and 20 ms slices made the write of
+/// 5,000,000 entries a third slower (1.2 s to 1.6 s); 30 ms slices pay a fifth, and a wait of
+/// 30 ms is still well under what parsing one 15 MB feed page takes (150–250 ms, one callback).
+pub const WRITE_SLICE_MS: u64 = 30;
+
+/// Work per slice in a VM that has served no request (the main thread's VM never does): its
+/// pauses delay nobody, only the write, so it pauses seldom.
+pub const IDLE_WRITE_SLICE_MS: u64 = 250;
 
 /// While a feed is written, the poll lease is pushed one interval on once it is this close to
 /// its due time (a write that outlasts the interval must not let another VM start a poll whose
@@ -213,6 +219,8 @@ pub struct Poller {
     partial: Option<Partial>,
     /// The feed being written, between the last page and the flip (and clean-up).
     writing: Option<Writing>,
+    /// Work per write slice ([`Poller::set_serving`]).
+    slice_ms: u64,
 }
 
 /// What one page's answer did.
@@ -235,7 +243,18 @@ impl Poller {
             conditional: false,
             partial: None,
             writing: None,
+            slice_ms: WRITE_SLICE_MS,
         }
+    }
+
+    /// Whether this VM serves requests (the default): its feed writes then pause every
+    /// [`WRITE_SLICE_MS`], else every [`IDLE_WRITE_SLICE_MS`].
+    pub fn set_serving(&mut self, serving: bool) {
+        self.slice_ms = if serving {
+            WRITE_SLICE_MS
+        } else {
+            IDLE_WRITE_SLICE_MS
+        };
     }
 
     /// Whether `token` is this poller's call.
@@ -346,7 +365,7 @@ impl Poller {
         if let Some(a) = settings {
             keep_poll(host, self.vm_token, now, a.interval_s.saturating_mul(1000));
         }
-        match w.writer.step(host, host, WRITE_SLICE_MS) {
+        match w.writer.step(host, host, self.slice_ms) {
             Ok(Progress::More) => {}
             Ok(Progress::Done {
                 generation,

@@ -459,7 +459,7 @@ fn tick_until_written(p: &mut Poller, h: &Slow, s: &AttackListSettings, gap_ms: 
 #[test]
 fn the_last_page_is_written_in_slices_on_later_ticks_and_no_poll_starts_meanwhile() {
     let m = MockHost::new(T0);
-    let h = Slow::new(&m, 5);
+    let h = Slow::new(&m, 10);
     let mut p = Poller::new(1);
     let mut s = settings();
     s.interval_s = 1;
@@ -474,9 +474,9 @@ fn the_last_page_is_written_in_slices_on_later_ticks_and_no_poll_starts_meanwhil
     let due_before = m.get(POLL_KEY).0.unwrap();
     assert!(p.on_answer(&h, Some(&s), t, &answer_with(&body, &[("etag", "\"big\"")])));
     assert!(p.writing() && p.in_flight(), "one slice ran, more to do");
-    // The clock moves 5 ms a read: parsing the page and the looks around the slice read it too.
+    // The clock moves 10 ms a read: parsing the page and the looks around the slice read it too.
     assert!(
-        m.now_ms() - start <= WRITE_SLICE_MS + 20,
+        m.now_ms() - start <= WRITE_SLICE_MS + 40,
         "the first slice kept to its budget"
     );
     assert_eq!(generation(&m), 1);
@@ -601,4 +601,34 @@ fn the_lease_is_kept_only_by_its_holder_and_only_near_its_due_time() {
     assert!(keep_poll(&h, 1, T0 + 9_800, 10_000));
     assert!(!claim_poll(&h, 2, T0 + 10_000, 10_000), "pushed on");
     assert!(claim_poll(&h, 2, T0 + 19_800, 10_000));
+}
+
+#[test]
+fn a_vm_that_serves_no_request_writes_in_longer_slices() {
+    let body = big_feed(20_000, "u");
+    let mut ticks = Vec::new();
+    for serving in [true, false] {
+        let m = MockHost::new(T0);
+        let h = Slow::new(&m, 10);
+        let mut p = Poller::new(1);
+        p.set_serving(serving);
+        p.tick(&h, Some(&settings()), m.now_ms());
+        let (t, _) = m.take_call().unwrap();
+        assert!(p.on_answer(
+            &h,
+            Some(&settings()),
+            t,
+            &answer(Some(200), body.as_bytes())
+        ));
+        ticks.push(if p.writing() {
+            tick_until_written(&mut p, &h, &settings(), 2)
+        } else {
+            0
+        });
+        assert_eq!(m.count(Counter::AttackListPollsOk), 1, "serving {serving}");
+    }
+    assert!(
+        ticks[0] > 2 * ticks[1] && ticks[0] > 3,
+        "ticks (serving, idle): {ticks:?}"
+    );
 }
