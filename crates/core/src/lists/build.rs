@@ -4,8 +4,8 @@
 //! A page's items are appended to one arena per type as they are parsed (no `String` per value,
 //! no re-sorting of what earlier pages gave): about the value's length plus one byte each, in
 //! fixed chunks that never move. When the last page is in, [`FeedWriter`] writes each type
-//! bucket by bucket (see there). The VM's peak is the arenas plus one index per type, about
-//! what the values weigh, instead of several copies of every value as `String`s.
+//! bucket by bucket (see there). The VM's peak is the arenas plus the writer's two indexes of
+//! one type (16 bytes per entry), instead of several copies of every value as `String`s.
 
 use super::*;
 

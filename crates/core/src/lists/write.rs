@@ -9,11 +9,13 @@
 //! this one stops with [`UpdateError::Superseded`] at its next slice or at its flip, and clears
 //! nothing; one that flips after this one's flip stops this one's clean-up.
 //!
-//! Each type is written in three resumable passes over its arena, without sorting it whole:
-//! count the entries per bucket; place one sort key per entry (`hash & !0xffff_ffff |
-//! position`) in its bucket's range of one index (a counting sort); then, bucket by bucket,
-//! sort the bucket's keys (duplicates are next to each other, same hash, in arrival order),
-//! de-duplicate, encode and write. The result is the same as sorting every key at once.
+//! Each type is written in three resumable passes, without sorting all of its keys at once:
+//! read the arena once, noting one sort key per entry (`hash & !0xffff_ffff | position`) and
+//! counting the entries per bucket; place each key in its bucket's range of a second index (a
+//! counting sort: the two indexes cost 16 bytes per entry of the largest type while it is
+//! written, the hashing is done once); then, bucket by bucket, sort the bucket's keys
+//! (duplicates are next to each other, same hash, in arrival order), de-duplicate, encode and
+//! write. The result is the same as sorting every key at once, and about as fast.
 
 use std::borrow::Borrow;
 
@@ -45,8 +47,8 @@ pub enum Progress {
 enum Phase {
     /// Counting the entries of type `t` per bucket.
     Count { t: usize, cur: Cursor },
-    /// Placing the sort key of every entry of type `t` in its bucket's range.
-    Place { t: usize, cur: Cursor },
+    /// Placing the sort keys of type `t` from `arrived[i]` on in their buckets' ranges.
+    Place { t: usize, i: usize },
     /// Writing the buckets of type `t` from bucket `b` on.
     Write { t: usize, b: u32 },
     /// Every bucket is written: flip the generation.
@@ -74,6 +76,8 @@ pub struct FeedWriter<F = FeedBuilder> {
     keys: Vec<u64>,
     /// While counting and placing: see [`FeedWriter::count`] and [`FeedWriter::place`].
     starts: Vec<u32>,
+    /// The current type's sort keys in arrival order (while counting and placing).
+    arrived: Vec<u64>,
     phase: Phase,
     /// The error that ended the write, if one did.
     failed: Option<UpdateError>,
@@ -101,6 +105,7 @@ impl<F: Borrow<FeedBuilder>> FeedWriter<F> {
             previous: Meta::default(),
             keys: Vec::new(),
             starts: Vec::new(),
+            arrived: Vec::new(),
             phase: Phase::Finished,
             failed: None,
         };
@@ -147,6 +152,7 @@ impl<F: Borrow<FeedBuilder>> FeedWriter<F> {
             self.failed = Some(e.clone());
             self.keys = Vec::new();
             self.starts = Vec::new();
+            self.arrived = Vec::new();
         }
         result
     }
@@ -161,7 +167,7 @@ impl<F: Borrow<FeedBuilder>> FeedWriter<F> {
         loop {
             self.phase = match self.phase {
                 Phase::Count { t, cur } => self.count(t, cur, &late),
-                Phase::Place { t, cur } => self.place(t, cur, &late),
+                Phase::Place { t, i } => self.place(t, i, &late),
                 Phase::Write { t, b } => self.write(store, t, b, &late)?,
                 Phase::Flip => self.flip(store)?,
                 Phase::Clear { t, b } => self.clear(store, t, b, &late),
@@ -186,13 +192,16 @@ impl<F: Borrow<FeedBuilder>> FeedWriter<F> {
     fn begin_type(&mut self, t: usize) -> Phase {
         let mut t = t;
         while let Some(a) = self.arena(t) {
-            if a.count > 0 {
-                let nb = feed_bucket_count(a.count, a.bytes);
+            let count = a.count;
+            if count > 0 {
+                let nb = feed_bucket_count(count, a.bytes);
                 if let Some(b) = self.buckets.get_mut(t) {
                     *b = nb;
                 }
                 self.starts.clear();
                 self.starts.resize(nb as usize + 1, 0);
+                self.arrived.clear();
+                self.arrived.reserve(count);
                 return Phase::Count {
                     t,
                     cur: Cursor::default(),
@@ -202,6 +211,7 @@ impl<F: Borrow<FeedBuilder>> FeedWriter<F> {
         }
         self.keys = Vec::new();
         self.starts = Vec::new();
+        self.arrived = Vec::new();
         Phase::Flip
     }
 
@@ -209,8 +219,9 @@ impl<F: Borrow<FeedBuilder>> FeedWriter<F> {
         self.buckets.get(t).copied().unwrap_or(0)
     }
 
-    /// Count type `t`'s entries per bucket into `starts`, then turn the counts into the end of
-    /// each bucket's range (`starts[b]` = entries of buckets `0..=b`).
+    /// Note the sort key of each of type `t`'s entries in `arrived` and count them per bucket into
+    /// `starts`, then turn the counts into the end of each bucket's range (`starts[b]` = entries
+    /// of buckets `0..=b`).
     fn count(&mut self, t: usize, mut cur: Cursor, late: &impl Fn() -> bool) -> Phase {
         let nb = self.bucket_count(t);
         let feed = self.feed.borrow();
@@ -219,7 +230,7 @@ impl<F: Borrow<FeedBuilder>> FeedWriter<F> {
         };
         loop {
             for _ in 0..ENTRIES_PER_LOOK {
-                let Some((_, v)) = a.next(&mut cur) else {
+                let Some((pos, v)) = a.next(&mut cur) else {
                     let mut total = 0u32;
                     for s in self.starts.iter_mut() {
                         total += *s;
@@ -227,13 +238,11 @@ impl<F: Borrow<FeedBuilder>> FeedWriter<F> {
                     }
                     self.keys.clear();
                     self.keys.resize(total as usize, 0);
-                    return Phase::Place {
-                        t,
-                        cur: Cursor::default(),
-                    };
+                    return Phase::Place { t, i: 0 };
                 };
-                let b = feed_bucket_of(feed_hash(v), nb) as usize;
-                if let Some(s) = self.starts.get_mut(b) {
+                let key = feed_hash(v) & !0xffff_ffff | u64::from(pos);
+                self.arrived.push(key);
+                if let Some(s) = self.starts.get_mut(feed_bucket_of(key, nb) as usize) {
                     *s += 1;
                 }
             }
@@ -243,30 +252,28 @@ impl<F: Borrow<FeedBuilder>> FeedWriter<F> {
         }
     }
 
-    /// Place each entry's sort key at the end of its bucket's free range (`starts[b]` moves
-    /// down; once every entry is placed it is the start of bucket `b`).
-    fn place(&mut self, t: usize, mut cur: Cursor, late: &impl Fn() -> bool) -> Phase {
+    /// Place each key of `arrived` at the end of its bucket's free range (`starts[b]` moves
+    /// down; once every key is placed it is the start of bucket `b`).
+    fn place(&mut self, t: usize, i: usize, late: &impl Fn() -> bool) -> Phase {
         let nb = self.bucket_count(t);
-        let feed = self.feed.borrow();
-        let Some(a) = feed.arenas.get(t) else {
-            return Phase::Flip;
-        };
+        let mut i = i;
         loop {
-            for _ in 0..ENTRIES_PER_LOOK {
-                let Some((pos, v)) = a.next(&mut cur) else {
-                    return Phase::Write { t, b: 0 };
-                };
-                let hash = feed_hash(v);
-                let b = feed_bucket_of(hash, nb) as usize;
-                if let Some(s) = self.starts.get_mut(b) {
+            let end = (i + ENTRIES_PER_LOOK).min(self.arrived.len());
+            for key in self.arrived.get(i..end).unwrap_or_default() {
+                if let Some(s) = self.starts.get_mut(feed_bucket_of(*key, nb) as usize) {
                     *s = s.saturating_sub(1);
                     if let Some(k) = self.keys.get_mut(*s as usize) {
-                        *k = hash & !0xffff_ffff | u64::from(pos);
+                        *k = *key;
                     }
                 }
             }
+            i = end;
+            if i >= self.arrived.len() {
+                self.arrived.clear();
+                return Phase::Write { t, b: 0 };
+            }
             if late() {
-                return Phase::Place { t, cur };
+                return Phase::Place { t, i };
             }
         }
     }
