@@ -16,7 +16,14 @@ Figures per run:
   p99_us_during_load  p99 latency of the probe (one keep-alive connection, one request due every 5 ms,
                       latency counted from when it was due)
                       over the requests sent during the load
+  stall_ms_during_load the longest time without a probe answer during the load: the longest the worker
+                      served nothing (a feed page parsed or written in one callback), which the p99 above
+                      mixes with the backlog that stalls leave (the probe keeps its schedule and competes
+                      with wrk's connections for what the worker serves between stalls)
   rps_during_load     requests Envoy served per second during the load (admin counter)
+  writer              which VM wrote the feed: "main" (the main thread's, which serves no request) or
+                      "worker" (the one that serves the requests; only then can the load delay them).
+                      Any VM may win the poll election, so report the two kinds apart
   + the same figures for a second, identical load (`reload_*`: the steady state of periodic polls,
     when the previous generation's slot has been written before) and the RSS peak
 
@@ -243,6 +250,23 @@ class Sampler(threading.Thread):
         return statistics.median(r[1] for r in self.rows if t - span <= r[0] <= t)
 
 
+def writer_threads(log_path):
+    """Per load of the full feed (polls_ok of the empty feed first), "main" or "worker": the
+    thread that logged "attack list loaded", told apart by the thread of the first "configuration
+    loaded" line (the main thread's VM is configured before the workers' VMs)."""
+    main, out = None, []
+    with open(log_path, errors="replace") as f:
+        for line in f:
+            m = re.match(r"\[[^]]*\]\[(\d+)\]", line)
+            if not m:
+                continue
+            if main is None and "configuration loaded on root" in line:
+                main = m.group(1)
+            elif "attack list loaded" in line and " 0 entries" not in line:
+                out.append("main" if m.group(1) == main else "worker")
+    return out
+
+
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(len(xs) * p))] if xs else float("nan")
@@ -256,7 +280,8 @@ def run(wasm, pages, per_type, tag, loads, interval_s):
     filters = wasm_filter(plugin_config(interval_s), code=wasm)
     yaml = bootstrap(admin, listener("main", port, direct_response("ok"), http_filters=filters),
                      cluster("abs", feed.port))
-    envoy = Envoy(d, yaml, admin, ["--concurrency", "1", "--log-level", "warn"])
+    envoy = Envoy(d, yaml, admin, ["--concurrency", "1", "--log-level", "warn",
+                                   "--component-log-level", "wasm:info"])
     traffic, sampler = None, None
     try:
         t0 = time.time()
@@ -289,8 +314,11 @@ def run(wasm, pages, per_type, tag, loads, interval_s):
         sampler.done.set()
         sampler.join()
         out = {"tag": tag, "wasm": wasm}
+        writers = writer_threads(envoy.log_path)
         for i, ph in enumerate(phases):
             during = [lat for t, lat, s, _ in probe_rows if ph["start"] <= t <= ph["end"]]
+            answered = sorted(t + lat for t, lat, s, _ in probe_rows if ph["start"] <= t + lat <= ph["end"])
+            gaps = [b - a for a, b in zip([ph["start"]] + answered, answered + [ph["end"]])]
             s0, s1 = sampler.at(ph["start"]), sampler.at(ph["end"])
             pre = "" if i == 0 else "reload_"
             out.update({
@@ -298,11 +326,13 @@ def run(wasm, pages, per_type, tag, loads, interval_s):
                 pre + "bytes_per_entry": (ph["rss1_kib"] - ph["rss0_kib"]) * 1024 / (5 * per_type),
                 pre + "p99_us_during_load": pct(during, 0.99) * 1e6,
                 pre + "max_us_during_load": max(during) * 1e6 if during else float("nan"),
+                pre + "stall_ms_during_load": max(gaps) * 1e3,
                 pre + "rps_during_load": (s1[2] - s0[2]) / max(s1[0] - s0[0], 1e-9),
                 pre + "rss_peak_mib": max(r[1] for r in sampler.rows if ph["start"] <= r[0] <= ph["after"]) / 1024,
                 pre + "rss_mib": ph["rss1_kib"] / 1024,
                 pre + "pages_at_s": ph["pages_at"],
                 pre + "attempts": ph["attempts"],
+                pre + "writer": writers[i] if i < len(writers) else "?",
             })
         idle = [lat for t, lat, s, _ in probe_rows if t < phases[0]["start"] - 0.1]
         out["p99_us_idle"] = pct(idle, 0.99) * 1e6
@@ -362,11 +392,11 @@ def main():
         for name, w in wasms:
             r = run(w, pages, per_type, "%s%d" % (name, rnd), 2 if args.reload else 1, args.interval)
             runs[name].append(r)
-            print("round %d %-8s load %.2f s  %5.1f B/entry  p99 during load %7.0f us (max %7.0f)  "
-                  "%6.0f req/s  rss %4.0f MiB (peak %4.0f, empty %4.0f)%s"
+            print("round %d %-8s load %.2f s  %5.1f B/entry  p99 during load %7.0f us (max %7.0f, longest "
+                  "stall %4.0f ms)  %6.0f req/s  rss %4.0f MiB (peak %4.0f, empty %4.0f)  written by %s%s"
                   % (rnd + 1, name, r["load_s"], r["bytes_per_entry"], r["p99_us_during_load"],
-                     r["max_us_during_load"], r["rps_during_load"], r["rss_mib"], r["rss_peak_mib"],
-                     r["rss_empty_mib"],
+                     r["max_us_during_load"], r["stall_ms_during_load"], r["rps_during_load"], r["rss_mib"],
+                     r["rss_peak_mib"], r["rss_empty_mib"], r["writer"],
                      "  | reload %.2f s  %5.1f B/entry  p99 %7.0f us" % (
                          r["reload_load_s"], r["reload_bytes_per_entry"], r["reload_p99_us_during_load"])
                      if "reload_load_s" in r else ""), flush=True)
@@ -380,8 +410,9 @@ def main():
     for name, _ in wasms:
         s = out if name == "wasm" else out["baseline"]
         print("  %-8s load %.2f s (budget < 2 s)  %.1f bytes/entry (budget <= 40)  p99 during load %.0f us  "
-              "%.0f req/s during load" % (name, s["load_s"], s["bytes_per_entry"], s["p99_us_during_load"],
-                                          s["rps_during_load"]))
+              "longest stall %.0f ms  %.0f req/s during load"
+              % (name, s["load_s"], s["bytes_per_entry"], s["p99_us_during_load"], s["stall_ms_during_load"],
+                 s["rps_during_load"]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)

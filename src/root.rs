@@ -3,7 +3,7 @@
 //! creates the HTTP contexts. It decides nothing: it reads call answers from the host and hands
 //! them over. Host calls go through [`crate::host`] only.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
@@ -35,6 +35,12 @@ proxy_wasm::main! {{
 /// after its deadline).
 const ADMIN_TICK_MS: u64 = 250;
 
+/// The tick while this VM writes an attack-list feed: its slices ([`WRITE_SLICE_MS`] each)
+/// follow each other as soon as the requests that queued up meanwhile are served.
+///
+/// [`WRITE_SLICE_MS`]: api_warden_core::poll::WRITE_SLICE_MS
+const WRITE_TICK_MS: u64 = 1;
+
 /// How often queued sideband response calls leave (their delay at most; ASE matches them to the
 /// request by correlation id).
 const RESPONSE_CALL_TICK_MS: u64 = 100;
@@ -54,6 +60,15 @@ struct Root {
     /// Requests and responses held for a body: released on the tick after their deadline.
     body_waits: Rc<RefCell<Vec<BodyWait>>>,
     next_gauges_ms: u64,
+    /// The tick period the configuration asks for.
+    tick_ms: u64,
+    /// Whether the tick is [`WRITE_TICK_MS`] (a feed is being written).
+    write_tick: bool,
+    /// While the tick is short, the other periodic jobs run at `tick_ms` still: next at this time.
+    next_jobs_ms: u64,
+    /// Whether this VM has created an HTTP context (the main thread's VM never does): a VM that
+    /// serves no request writes a feed in long slices.
+    serving: Cell<bool>,
 }
 
 impl Root {
@@ -70,6 +85,20 @@ impl Root {
             admin_waits: Rc::new(RefCell::new(Vec::new())),
             body_waits: Rc::new(RefCell::new(Vec::new())),
             next_gauges_ms: 0,
+            tick_ms: 1000,
+            write_tick: false,
+            next_jobs_ms: 0,
+            serving: Cell::new(false),
+        }
+    }
+
+    /// A short tick while the poller writes a feed, the configured one otherwise.
+    fn follow_feed_write(&mut self) {
+        let writing = self.poller.writing();
+        if writing != self.write_tick {
+            self.write_tick = writing;
+            let ms = if writing { WRITE_TICK_MS } else { self.tick_ms };
+            host::set_tick_period(Duration::from_millis(ms));
         }
     }
 
@@ -200,7 +229,11 @@ impl Context for Root {
         } else if self.poller.owns(token) {
             let max_body = attack_list.map_or(0, |a| a.max_body_bytes);
             let answer = host::call_answer(body_size, max_body);
+            self.poller.set_serving(self.serving.get());
             self.poller.on_answer(&host, attack_list, token, &answer);
+            // A last page starts the feed write (its first slice ran already): slices follow on
+            // a short tick.
+            self.follow_feed_write();
         } else if self.export.owns(token) {
             let answer = host::call_answer(body_size, 0);
             let mut ex = self.exporter.as_ref().map(|e| e.borrow_mut());
@@ -272,7 +305,13 @@ impl RootContext for Root {
             Some(s) if s.response_call => tick_ms = tick_ms.min(RESPONSE_CALL_TICK_MS),
             _ => {}
         }
-        host::set_tick_period(Duration::from_millis(tick_ms));
+        self.tick_ms = tick_ms;
+        let period = if self.write_tick {
+            WRITE_TICK_MS
+        } else {
+            tick_ms
+        };
+        host::set_tick_period(Duration::from_millis(period));
         self.runtime = Some(Rc::new(rt));
         true
     }
@@ -281,10 +320,19 @@ impl RootContext for Root {
         let Some(rt) = self.runtime.clone() else {
             return;
         };
-        let host = WasmHost { stats: &self.stats };
+        let stats = self.stats.clone();
+        let host = WasmHost { stats: &stats };
         let now = host::now_ms();
+        self.poller.set_serving(self.serving.get());
         self.poller
             .tick(&host, rt.services.attack_list.as_ref(), now);
+        let was_short = self.write_tick;
+        self.follow_feed_write();
+        // A short tick is for the feed write; the other jobs keep the configured period.
+        if was_short && now < self.next_jobs_ms {
+            return;
+        }
+        self.next_jobs_ms = now.saturating_add(self.tick_ms);
         let mut ex = self.exporter.as_ref().map(|e| e.borrow_mut());
         self.export
             .flush(&host, ex.as_deref_mut(), &rt.services.analytics, now);
@@ -301,6 +349,7 @@ impl RootContext for Root {
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         let runtime = self.runtime.clone()?;
+        self.serving.set(true);
         Some(Box::new(Http {
             context_id,
             runtime,

@@ -20,7 +20,8 @@
 //! not stored here: every VM holds them in a `HashSet` compiled from the configuration.
 //!
 //! A feed is read page by page into a [`FeedBuilder`] (compact per-type arenas, no `String` per
-//! value) and written when the last page is in ([`store_feed`]).
+//! value) and written when the last page is in by a [`FeedWriter`], a time budget at a time, so
+//! the worker keeps serving requests meanwhile ([`store_feed`] writes in one go).
 //!
 //! Feed buckets never change while their generation is live (a replacement writes the other slot,
 //! then flips the generation), so each VM keeps the feed buckets it read in a small
@@ -59,15 +60,17 @@ mod feed;
 mod layout;
 mod lookup;
 mod update;
+mod write;
 
 #[cfg(test)]
 use build::feed_bucket_count;
-pub use build::{store_feed, FeedBuilder, FEED_BUCKET_BYTES, FEED_BUCKET_ENTRIES};
+pub use build::{FeedBuilder, FEED_BUCKET_BYTES, FEED_BUCKET_ENTRIES};
 pub use feed::*;
 pub use layout::Meta;
 use layout::*;
 pub use lookup::*;
 pub use update::*;
+pub use write::{store_feed, FeedWriter, Progress};
 
 /// One stored entry.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,6 +3,12 @@
 //! any failure keeps the last good list. Driven by the root context through [`Host`]; the
 //! adapter only hands over the call answers. No host calls here.
 //!
+//! The last page does not write the feed at once: a 5,000,000-entry feed takes about a second
+//! or two to write, and the worker that polled would serve no request meanwhile. It starts a
+//! [`FeedWriter`] instead, and each tick runs one slice of about [`WRITE_SLICE_MS`] of it (the
+//! adapter makes the tick short while [`Poller::writing`]); no poll starts meanwhile, and the
+//! poll lease is kept past its due time so no other VM starts an overlapping one.
+//!
 //! Polls are conditional: the `ETag` and `Last-Modified` of the feed now stored are kept **per
 //! process, in shared data** ([`VALIDATORS_KEY`]), not per VM, because the election hands each
 //! interval to whichever worker wins it; per-VM validators would make every worker's first poll
@@ -15,7 +21,7 @@
 
 use crate::call::{CallAnswer, CallRequest};
 use crate::host::{Host, Store};
-use crate::lists::{self, FeedBuilder, Meta};
+use crate::lists::{FeedBuilder, FeedWriter, Meta, Progress};
 use crate::services::AttackListSettings;
 use crate::stats::Counter;
 
@@ -31,6 +37,23 @@ const MAX_VALIDATOR_LEN: usize = 1024;
 
 /// Most pages one attack-list poll follows.
 pub const MAX_FEED_PAGES: u32 = 1000;
+
+/// Work per slice of a feed write in a VM that serves requests, in ms of the host clock. Between
+/// slices the worker serves what queued up, so a request waits about a slice at most. Each
+/// pause costs more than the tick: measured on a busy 2-core machine (bench/load.py), the
+/// worker lost about 8 ms per pause to other processes, and 20 ms slices made the write of
+/// 5,000,000 entries a third slower (1.2 s to 1.6 s); 30 ms slices pay a fifth, and a wait of
+/// 30 ms is still well under what parsing one 15 MB feed page takes (150–250 ms, one callback).
+pub const WRITE_SLICE_MS: u64 = 30;
+
+/// Work per slice in a VM that has served no request (the main thread's VM never does): its
+/// pauses delay nobody, only the write, so it pauses seldom.
+pub const IDLE_WRITE_SLICE_MS: u64 = 250;
+
+/// While a feed is written, the poll lease is pushed one interval on once it is this close to
+/// its due time (a write that outlasts the interval must not let another VM start a poll whose
+/// write would overlap ours).
+const LEASE_MARGIN_MS: u64 = 500;
 
 /// Claim this interval's poll for the VM `vm_token`: succeed only if the due time has passed and
 /// our CAS write of the next due time wins (first writes are verified, as the host cannot
@@ -52,6 +75,30 @@ pub fn claim_poll(store: &impl Store, vm_token: u64, now_ms: u64, interval_ms: u
         return false;
     }
     cas.is_some() || store.get(POLL_KEY).0.as_deref() == Some(&v[..])
+}
+
+/// Keep this VM's poll lease while it writes a feed: if `vm_token` still holds it and it is due
+/// within [`LEASE_MARGIN_MS`], push it to `now_ms + interval_ms` (with CAS: a VM that claims it
+/// meanwhile keeps it). Returns whether the lease was pushed.
+pub fn keep_poll(store: &impl Store, vm_token: u64, now_ms: u64, interval_ms: u64) -> bool {
+    let (cur, cas) = store.get(POLL_KEY);
+    let (Some(cur), Some(cas)) = (cur, cas) else {
+        return false;
+    };
+    let word = |i: usize| {
+        cur.get(i..i + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
+    let (Some(due), Some(owner)) = (word(0), word(8)) else {
+        return false;
+    };
+    if owner != vm_token || now_ms.saturating_add(LEASE_MARGIN_MS) < due {
+        return false;
+    }
+    let mut v = now_ms.saturating_add(interval_ms).to_le_bytes().to_vec();
+    v.extend_from_slice(&vm_token.to_le_bytes());
+    store.set(POLL_KEY, &v, Some(cas))
 }
 
 /// The GET of one page of the attack list (the configured path, or a page's `next`).
@@ -152,6 +199,14 @@ struct Partial {
     pages: u32,
 }
 
+/// A complete feed being written, and what to record once it is.
+#[derive(Debug)]
+struct Writing {
+    writer: FeedWriter,
+    /// The validators of a one-page feed (none for a paginated one), saved with its generation.
+    validators: Validators,
+}
+
 /// One VM's attack-list poller.
 #[derive(Debug)]
 pub struct Poller {
@@ -162,6 +217,10 @@ pub struct Poller {
     /// The request in flight is a conditional first page (a 304 is an answer to it).
     conditional: bool,
     partial: Option<Partial>,
+    /// The feed being written, between the last page and the flip (and clean-up).
+    writing: Option<Writing>,
+    /// Work per write slice ([`Poller::set_serving`]).
+    slice_ms: u64,
 }
 
 /// What one page's answer did.
@@ -169,8 +228,8 @@ pub struct Poller {
 enum Step {
     /// The next page was requested.
     NextPage,
-    /// The feed was replaced: (generation, entries, skipped).
-    Loaded(u32, usize, usize),
+    /// The feed is complete: its write has started.
+    Writing,
     /// `304 Not Modified`: the stored feed stays as it is.
     Unchanged,
 }
@@ -183,7 +242,19 @@ impl Poller {
             token: None,
             conditional: false,
             partial: None,
+            writing: None,
+            slice_ms: WRITE_SLICE_MS,
         }
+    }
+
+    /// Whether this VM serves requests (the default): its feed writes then pause every
+    /// [`WRITE_SLICE_MS`], else every [`IDLE_WRITE_SLICE_MS`].
+    pub fn set_serving(&mut self, serving: bool) {
+        self.slice_ms = if serving {
+            WRITE_SLICE_MS
+        } else {
+            IDLE_WRITE_SLICE_MS
+        };
     }
 
     /// Whether `token` is this poller's call.
@@ -191,14 +262,25 @@ impl Poller {
         self.token == Some(token)
     }
 
-    /// Whether a page request is in flight.
+    /// Whether a poll is under way: a page request in flight or a feed being written.
     pub fn in_flight(&self) -> bool {
-        self.token.is_some()
+        self.token.is_some() || self.writing.is_some()
     }
 
-    /// On the root context's tick: start a poll if one is configured, none is in flight and this
-    /// VM wins this interval's election.
+    /// Whether a feed is being written (the adapter then ticks every few ms, so that slices
+    /// follow each other closely).
+    pub fn writing(&self) -> bool {
+        self.writing.is_some()
+    }
+
+    /// On the root context's tick: run the next slice of the feed being written, if one is;
+    /// else start a poll if one is configured, none is in flight and this VM wins this
+    /// interval's election.
     pub fn tick(&mut self, host: &impl Host, settings: Option<&AttackListSettings>, now_ms: u64) {
+        if self.writing.is_some() {
+            self.write_slice(host, settings, now_ms);
+            return;
+        }
         let Some(a) = settings else {
             return;
         };
@@ -239,8 +321,9 @@ impl Poller {
     }
 
     /// The answer to a call: returns false when `token` is not this poller's. Follows `next`,
-    /// or stores the whole feed on the last page, or keeps the last good list on a failure; the
-    /// outcome is logged and counted.
+    /// or starts writing the whole feed on the last page (and writes its first slice now), or
+    /// keeps the last good list on a failure; the outcome is logged and counted (a write's when
+    /// it ends).
     pub fn on_answer(
         &mut self,
         host: &impl Host,
@@ -263,23 +346,46 @@ impl Poller {
         self.partial = None;
         match result {
             Ok(Step::NextPage) => {}
-            Ok(Step::Loaded(generation, n, skipped)) => {
-                log::info!(
-                    "api-warden: attack list loaded: {n} entries (generation {generation}, {skipped} skipped)"
-                );
-                host.increment(Counter::AttackListPollsOk, 1);
-            }
+            Ok(Step::Writing) => self.write_slice(host, settings, host.now_ms()),
             Ok(Step::Unchanged) => {
                 log::debug!("api-warden: attack list not modified");
                 host.increment(Counter::AttackListPollsOk, 1);
                 host.increment(Counter::AttackListNotModified, 1);
             }
-            Err(e) => {
-                log::warn!("api-warden: attack-list poll failed, keeping the last good list: {e}");
-                host.increment(Counter::AttackListPollsFailed, 1);
-            }
+            Err(e) => failed(host, &e),
         }
         true
+    }
+
+    /// One slice of the feed being written; its end is logged and counted.
+    fn write_slice(&mut self, host: &impl Host, settings: Option<&AttackListSettings>, now: u64) {
+        let Some(w) = self.writing.as_mut() else {
+            return;
+        };
+        if let Some(a) = settings {
+            keep_poll(host, self.vm_token, now, a.interval_s.saturating_mul(1000));
+        }
+        match w.writer.step(host, host, self.slice_ms) {
+            Ok(Progress::More) => {}
+            Ok(Progress::Done {
+                generation,
+                entries,
+            }) => {
+                let skipped = w.writer.feed().skipped;
+                if !w.validators.save(host, generation) {
+                    log::warn!("api-warden: attack-list validators not stored");
+                }
+                self.writing = None;
+                log::info!(
+                    "api-warden: attack list loaded: {entries} entries (generation {generation}, {skipped} skipped)"
+                );
+                host.increment(Counter::AttackListPollsOk, 1);
+            }
+            Err(e) => {
+                self.writing = None;
+                failed(host, &e.to_string());
+            }
+        }
     }
 
     /// One page's answer.
@@ -323,20 +429,26 @@ impl Poller {
                     .map_err(|e| format!("requesting page {}: {e}", pages + 2))
             }
             None => {
-                let (g, n) = lists::store_feed(host, &partial.feed).map_err(|e| e.to_string())?;
                 // Only a one-page feed is described by its validators.
-                let v = if pages == 0 {
+                let validators = if pages == 0 {
                     Validators::of(answer)
                 } else {
                     Validators::default()
                 };
-                if !v.save(host, g) {
-                    log::warn!("api-warden: attack-list validators not stored");
-                }
-                Ok(Step::Loaded(g, n, partial.feed.skipped))
+                self.writing = Some(Writing {
+                    writer: FeedWriter::new(host, partial.feed),
+                    validators,
+                });
+                Ok(Step::Writing)
             }
         }
     }
+}
+
+/// A poll that failed: logged and counted; the stored feed stays.
+fn failed(host: &impl Host, e: &str) {
+    log::warn!("api-warden: attack-list poll failed, keeping the last good list: {e}");
+    host.increment(Counter::AttackListPollsFailed, 1);
 }
 
 #[cfg(test)]

@@ -1,12 +1,11 @@
-//! Building the attack-list feed in the VM page by page, compactly, and writing it into the
-//! inactive feed slot of shared data. No host calls.
+//! Building the attack-list feed in the VM page by page, compactly, before [`FeedWriter`] writes
+//! it into the inactive feed slot of shared data. No host calls.
 //!
 //! A page's items are appended to one arena per type as they are parsed (no `String` per value,
 //! no re-sorting of what earlier pages gave): about the value's length plus one byte each, in
-//! fixed chunks that never move. When the last page is in, each type is written bucket by
-//! bucket: count the entries per bucket, index them, then sort and de-duplicate one bucket at a
-//! time in a small scratch buffer. The VM's peak is the arenas plus one index per type, about
-//! what the values weigh, instead of several copies of every value as `String`s.
+//! fixed chunks that never move. When the last page is in, [`FeedWriter`] writes each type
+//! bucket by bucket (see there). The VM's peak is the arenas plus the writer's two indexes of
+//! one type (16 bytes per entry), instead of several copies of every value as `String`s.
 
 use super::*;
 
@@ -32,10 +31,17 @@ pub(super) fn feed_bucket_count(n: usize, bytes: usize) -> u32 {
 
 /// One type's entries as they arrived, duplicates included, as [`encode_tail`] writes them.
 #[derive(Debug, Default)]
-struct Arena {
+pub(super) struct Arena {
     chunks: Vec<Vec<u8>>,
-    count: usize,
-    bytes: usize,
+    pub(super) count: usize,
+    pub(super) bytes: usize,
+}
+
+/// A place in an [`Arena`], to read it in several goes ([`Arena::next`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Cursor {
+    chunk: usize,
+    offset: usize,
 }
 
 impl Arena {
@@ -56,21 +62,26 @@ impl Arena {
         }
     }
 
-    /// (position, expires, value) of every entry, in arrival order.
-    fn iter(&self) -> impl Iterator<Item = (u32, u32, &[u8])> {
-        self.chunks.iter().enumerate().flat_map(|(ci, c)| {
-            let mut rest = &c[..];
-            std::iter::from_fn(move || {
-                let pos = (ci << CHUNK_BITS | (c.len() - rest.len())) as u32;
-                let (exp, value, tail) = read_tail(rest)?;
-                rest = tail;
-                Some((pos, exp, value))
-            })
-        })
+    /// (position, value) of the entry at `cur`, in arrival order, and move `cur` past it;
+    /// `None` at the end.
+    pub(super) fn next(&self, cur: &mut Cursor) -> Option<(u32, &[u8])> {
+        loop {
+            let c = self.chunks.get(cur.chunk)?;
+            if let Some((_, value, tail)) = c.get(cur.offset..).and_then(read_tail) {
+                let pos = (cur.chunk << CHUNK_BITS | cur.offset) as u32;
+                cur.offset = c.len() - tail.len();
+                return Some((pos, value));
+            }
+            // The chunk is read (or its tail is unreadable, which `push` never makes).
+            *cur = Cursor {
+                chunk: cur.chunk + 1,
+                offset: 0,
+            };
+        }
     }
 
-    /// The entry at `pos` (from [`Arena::iter`]).
-    fn at(&self, pos: u32) -> Option<(u32, &[u8])> {
+    /// The entry at `pos` (from [`Arena::next`]): (expires, value).
+    pub(super) fn at(&self, pos: u32) -> Option<(u32, &[u8])> {
         let pos = pos as usize;
         let chunk = self.chunks.get(pos >> CHUNK_BITS)?;
         let (exp, value, _) = read_tail(chunk.get(pos & (CHUNK - 1)..)?)?;
@@ -81,7 +92,7 @@ impl Arena {
 /// A feed being read page by page: every page's entries, checked, not yet de-duplicated.
 #[derive(Debug, Default)]
 pub struct FeedBuilder {
-    arenas: [Arena; 5],
+    pub(super) arenas: [Arena; 5],
     /// Items skipped so far (unusable values).
     pub skipped: usize,
 }
@@ -126,134 +137,6 @@ impl FeedBuilder {
 pub(super) fn longest(a: u32, b: u32) -> std::cmp::Ordering {
     let key = |e: u32| if e == 0 { u32::MAX } else { e };
     key(b).cmp(&key(a))
-}
-
-/// Write one type's entries into feed slot `slot`: returns (buckets, distinct entries).
-///
-/// Each entry becomes one sort key, `hash & !0xffff_ffff | position`: sorted, they come in
-/// bucket order (a bucket is the top bits of the hash), duplicates next to each other (same
-/// hash) and, among equal hashes, in arrival order. The arena is then read once, bucket by
-/// bucket.
-fn write_type(
-    store: &impl Store,
-    slot: u32,
-    t: IdType,
-    a: &Arena,
-) -> Result<(u32, u32), UpdateError> {
-    if a.count == 0 {
-        return Ok((0, 0));
-    }
-    let nb = feed_bucket_count(a.count, a.bytes);
-    let mut keys: Vec<u64> = a
-        .iter()
-        .map(|(pos, _, v)| feed_hash(v) & !0xffff_ffff | u64::from(pos))
-        .collect();
-    keys.sort_unstable();
-    let mut group: Vec<(u64, u32, &[u8])> = Vec::new();
-    let mut out = Vec::new();
-    let mut key = String::new();
-    let mut distinct = 0u32;
-    let mut rest = &keys[..];
-    for b in 0..nb {
-        let n = rest
-            .iter()
-            .take_while(|k| feed_bucket_of(**k, nb) == b)
-            .count();
-        let (mine, tail) = rest.split_at(n);
-        rest = tail;
-        group.clear();
-        for k in mine {
-            let Some((exp, v)) = a.at(*k as u32) else {
-                continue;
-            };
-            let hash = k & !0xffff_ffff;
-            // A duplicate has the same hash, so it is among the entries just kept with it.
-            let same = group
-                .iter_mut()
-                .rev()
-                .take_while(|g| g.0 == hash)
-                .find(|g| g.2 == v);
-            match same {
-                Some(g) => {
-                    if longest(exp, g.1).is_lt() {
-                        g.1 = exp;
-                    }
-                }
-                None => group.push((hash, exp, v)),
-            }
-        }
-        out.clear();
-        for (h, exp, v) in &group {
-            encode_feed(&mut out, *h, v, u64::from(*exp));
-        }
-        distinct += group.len() as u32;
-        // Every bucket is written, the empty ones too: the slot may still hold data of an
-        // older generation whose clean-up did not finish, and it must not show.
-        key.clear();
-        push_feed_key(&mut key, slot, t, b);
-        if !store.set(&key, &out, None) {
-            return Err(UpdateError::Store(format!(
-                "writing {} feed bucket {b} failed",
-                t.as_str()
-            )));
-        }
-    }
-    Ok((nb, distinct))
-}
-
-/// Replace the feed atomically with what `feed` holds: write every bucket of the new generation
-/// into the inactive slot, flip the generation in `aw:meta` with CAS, then clear the previous
-/// slot. Returns the new generation and the distinct entries stored.
-pub fn store_feed(store: &impl Store, feed: &FeedBuilder) -> Result<(u32, usize), UpdateError> {
-    let (old, _) = Meta::load(store);
-    let new_gen = old.generation.wrapping_add(1).max(1);
-    let slot = new_gen % 2;
-    let mut new_buckets = [0u32; 5];
-    let mut new_counts = [0u32; 5];
-    for t in IdType::ALL {
-        let ti = type_idx(t);
-        let Some(a) = feed.arenas.get(ti) else {
-            continue;
-        };
-        let (nb, n) = write_type(store, slot, t, a)?;
-        if let (Some(b), Some(c)) = (new_buckets.get_mut(ti), new_counts.get_mut(ti)) {
-            (*b, *c) = (nb, n);
-        }
-    }
-    let mut previous = Meta::default();
-    let mut superseded = false;
-    let ok = Meta::update(store, |m| {
-        previous = m.clone();
-        // Another writer flipped the feed while we wrote (overlapping polls): our slot may be
-        // the one it just made live. Leave its generation alone and never clear its slot.
-        superseded = m.generation != old.generation;
-        if !superseded {
-            m.generation = new_gen;
-            m.feed_buckets = new_buckets;
-            m.feed_count = new_counts;
-        }
-    });
-    if !ok {
-        return Err(UpdateError::Contention);
-    }
-    if superseded {
-        return Err(UpdateError::Superseded);
-    }
-    // Clear the slot the previous generation used (it is no longer referenced). Its buckets
-    // were all written by that generation, so they exist: one write each, no read.
-    if previous.generation > 0 {
-        let old_slot = previous.generation % 2;
-        for t in IdType::ALL {
-            let ti = type_idx(t);
-            if previous.feed_count.get(ti).copied().unwrap_or(0) == 0 {
-                continue;
-            }
-            for b in 0..previous.feed_buckets.get(ti).copied().unwrap_or(0) {
-                store.set(&feed_key(old_slot, t, b), &[], None);
-            }
-        }
-    }
-    Ok((new_gen, new_counts.iter().map(|c| *c as usize).sum()))
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Tests of the attack-list poll against the mock host: the election, pagination and failures.
+//! Tests of the attack-list poll against the mock host: the election, pagination, failures and
+//! validators (the feed written in slices: [`write`]).
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -7,9 +8,9 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::host::mock::{answer, MockHost};
-use crate::host::Clock;
+use crate::host::{Clock, HttpCalls, Metrics};
 use crate::identity::IdType;
-use crate::lists::Meta;
+use crate::lists::{self, Meta};
 
 const T0: u64 = 1_700_000_000_000;
 
@@ -366,3 +367,5 @@ fn a_304_to_an_unconditional_request_fails_and_bad_validators_are_ignored() {
         assert_eq!(Validators::load(&h), None, "{bytes:?}");
     }
 }
+
+mod write;
